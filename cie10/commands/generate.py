@@ -1,0 +1,11 @@
+"""`cie10 generate`: not built yet (placeholder so the CLI loads)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `generate` subcommand."""
+    parser = subparsers.add_parser("generate", help="(not built yet)")
+    parser.set_defaults(func=lambda args: parser.error("not built yet"))

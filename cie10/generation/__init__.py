@@ -1,0 +1,1 @@
+"""cie10.generation"""
