@@ -153,9 +153,7 @@ class Catalog:
         nearest = key
         while nearest and nearest not in self.entries:
             nearest = nearest[:-1].rstrip(".")
-        hint = (
-            f"; its nearest existing ancestor is {nearest} ({self.entries[nearest].title})" if nearest else ""
-        )
+        hint = f"; its nearest existing ancestor is {nearest} ({self.entries[nearest].title})" if nearest else ""
         return f"{key} is not a code of {self.version}{hint}"
 
     def label(self, code: str, language: str, *, inherit: bool = True) -> Label | None:
@@ -228,18 +226,24 @@ class Catalog:
         if len(hits) < limit and re.fullmatch(r"[A-Za-z][0-9A-Za-z.]*", text):
             prefix = key.replace(".", "")
             hits += [
-                e
-                for e in self
-                if e.code.replace(".", "").startswith(prefix) and e not in hits and e.kind != "block"
+                e for e in self if e.code.replace(".", "").startswith(prefix) and e not in hits and e.kind != "block"
             ][: limit - len(hits)]
         if len(hits) < limit:
-            words = [word.casefold() for word in text.split()]
-            for entry in self:
-                if len(hits) >= limit:
-                    break
-                texts = [entry.title, *entry.inclusion_terms, *(label.text for label in entry.labels)]
-                if entry not in hits and any(all(w in t.casefold() for w in words) for t in texts):
-                    hits.append(entry)
+            patterns = [re.compile(rf"\b{re.escape(word)}", re.IGNORECASE) for word in text.split()]
+
+            def matches(candidate: str) -> bool:
+                return all(pattern.search(candidate) for pattern in patterns)
+
+            by_title = [e for e in self if e not in hits and e.kind != "block" and matches(e.title)]
+            by_other = [
+                e
+                for e in self
+                if e not in hits
+                and e.kind != "block"
+                and not matches(e.title)
+                and any(matches(t) for t in (*e.inclusion_terms, *(label.text for label in e.labels)))
+            ]
+            hits += sorted(by_title, key=lambda e: len(e.title)) + by_other
         return hits[:limit]
 
     def coverage(self) -> list[dict[str, object]]:
@@ -326,13 +330,15 @@ def build_catalog() -> Catalog:
         if parent == code:  # a one-category block such as B99: keep the category, hang it on the chapter
             parent = cm.get_parent(code, prioritize_blocks=True)
             ancestors = [a for a in ancestors if a != code]
+        kind, children = _kind_of(code, cm), tuple(cm.get_children(code))
         raw[code] = {
             "code": code,
             "title": title,
-            "kind": _kind_of(code, cm),
+            "kind": kind,
             "parent": parent,
-            "children": tuple(cm.get_children(code)),
-            "billable": cm.is_leaf(code) and not cm.is_chapter_or_block(code),
+            "children": children,
+            # a leaf category or subcategory; B20-like codes (block and category at once) are leaves too
+            "billable": not children and kind in ("category", "subcategory"),
             "inclusion_terms": tuple(cm.get_inclusion_term(code)),
             "chapter": ancestors[-1] if ancestors else code,
             "labels": [Label(title, "en", _CM_SOURCE, code)],

@@ -1,0 +1,148 @@
+"""Two-stage code search: a bi-encoder shortlist over the code index, optionally reordered by a cross-encoder.
+
+The Space, the eval harness and the benchmarks all call this one function-set; the Space only draws it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cie10.catalog import Catalog, load_catalog
+from cie10.code_index import CodeIndex, encode_queries
+from cie10.errors import Cie10Error
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 500
+
+
+class EmptyQueryError(Cie10Error):
+    """An empty or whitespace-only query."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked code: `score` is the bi-encoder cosine, `rerank_score` the cross-encoder's when it ran."""
+
+    rank: int
+    code: str
+    score: float
+    rerank_score: float | None = None
+
+
+@dataclass
+class SearchResult:
+    """Ranked hits for one query and the seconds each stage took."""
+
+    query: str
+    hits: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_query(query: str) -> str:
+    """The query stripped; empty ones raise, overlong ones are cut to `MAX_QUERY_CHARS`."""
+    text = (query or "").strip()
+    if not text:
+        raise EmptyQueryError("empty query: type a diagnosis, symptom or procedure in any of en, es, ca, it, pt, fr")
+    return text[:MAX_QUERY_CHARS]
+
+
+class CodeSearcher:
+    """Bi-encoder + code index (+ optional cross-encoder reranker) over one catalogue."""
+
+    def __init__(self, bi_encoder, index: CodeIndex, reranker=None, catalog: Catalog | None = None) -> None:
+        self.bi_encoder = bi_encoder
+        self.index = index
+        self.reranker = reranker
+        self.catalog = catalog or load_catalog()
+        self._billable = np.array([self.catalog[code].billable for code in index.codes])
+        self._chapters = np.array([self.catalog[code].chapter for code in index.codes])
+
+    @classmethod
+    def from_hub(
+        cls,
+        model_id: str,
+        reranker_id: str | None = None,
+        *,
+        revision: str | None = None,
+        reranker_revision: str | None = None,
+    ) -> CodeSearcher:
+        """Load the bi-encoder, its `code_index/` and the reranker by Hub id (or local folder) and revision."""
+        from pathlib import Path
+
+        from sentence_transformers import CrossEncoder, SentenceTransformer
+
+        bi_encoder = SentenceTransformer(model_id, revision=revision)
+        index = CodeIndex.load(model_id) if Path(model_id).is_dir() else CodeIndex.from_hub(model_id, revision)
+        reranker = CrossEncoder(reranker_id, revision=reranker_revision) if reranker_id else None
+        return cls(bi_encoder, index, reranker)
+
+    def _allowed(self, billable_only: bool, chapter: str | None) -> np.ndarray | None:
+        if not billable_only and not chapter:
+            return None
+        mask = np.ones(len(self.index), dtype=bool)
+        if billable_only:
+            mask &= self._billable
+        if chapter:
+            mask &= self._chapters == str(chapter)
+        return mask
+
+    def search_many(
+        self,
+        queries: list[str],
+        *,
+        top_k: int = 10,
+        rerank: bool = True,
+        rerank_top: int = 20,
+        billable_only: bool = False,
+        chapter: str | None = None,
+        batch_size: int = 64,
+    ) -> list[SearchResult]:
+        """Rank codes for each query; with a reranker and `rerank`, the top `rerank_top` are reordered."""
+        texts = [check_query(query) for query in queries]
+        started = time.perf_counter()
+        embeddings = encode_queries(self.bi_encoder, texts, batch_size=batch_size)
+        encoded = time.perf_counter()
+        depth = max(top_k, rerank_top if rerank and self.reranker is not None else 0)
+        scores, rows = self.index.top_k(embeddings, depth, self._allowed(billable_only, chapter))
+        retrieved = time.perf_counter()
+        results = []
+        for text, row_scores, row_ids in zip(texts, scores, rows, strict=True):
+            hits = [
+                Hit(rank=0, code=self.index.codes[row], score=float(score))
+                for score, row in zip(row_scores, row_ids, strict=True)
+                if np.isfinite(score)
+            ]
+            results.append(SearchResult(text, hits))
+        if rerank and self.reranker is not None:
+            self._rerank(results, rerank_top, batch_size)
+        finished = time.perf_counter()
+        for result in results:
+            result.hits = [
+                Hit(rank=position + 1, code=hit.code, score=hit.score, rerank_score=hit.rerank_score)
+                for position, hit in enumerate(result.hits[:top_k])
+            ]
+            result.timings = {
+                "encode_s": (encoded - started) / len(results),
+                "retrieve_s": (retrieved - encoded) / len(results),
+                "rerank_s": (finished - retrieved) / len(results),
+            }
+        return results
+
+    def _rerank(self, results: list[SearchResult], rerank_top: int, batch_size: int) -> None:
+        pairs = [(result.query, self.catalog[hit.code].title) for result in results for hit in result.hits[:rerank_top]]
+        if not pairs:
+            return
+        scores = iter(self.reranker.predict(pairs, batch_size=batch_size, show_progress_bar=False))
+        for result in results:
+            head = [Hit(0, hit.code, hit.score, float(next(scores))) for hit in result.hits[:rerank_top]]
+            head.sort(key=lambda hit: hit.rerank_score, reverse=True)
+            result.hits = head + result.hits[rerank_top:]
+
+    def search(self, query: str, **options) -> SearchResult:
+        """Rank codes for one query (see `search_many` for the options)."""
+        return self.search_many([query], **options)[0]
