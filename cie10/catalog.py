@@ -88,6 +88,10 @@ class JoinReport:
     rejected_v_y_4char: Counter = field(default_factory=Counter)
     not_in_cm: Counter = field(default_factory=Counter)
 
+    def handled(self, key: str) -> int:
+        """Rows of one `<language>/<source>` that were joined or rejected for a stated reason."""
+        return self.accepted[key] + self.rejected_meaning[key] + self.rejected_v_y_4char[key] + self.not_in_cm[key]
+
 
 def normalize_code(code: str) -> str:
     """`j45909` / `J45.909 ` → `J45.909`; ranges and chapter numbers are kept as they are."""
