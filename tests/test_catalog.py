@@ -81,6 +81,12 @@ def test_known_joins(catalog: Catalog, code: str, language: str, expected: str) 
     assert expected in texts
 
 
+def test_no_placeholder_labels(catalog: Catalog) -> None:
+    # GNU Health's Spanish file holds the literal "nan" for some codes (I10 among them): never a label
+    assert all(label.text.casefold() != "nan" for entry in catalog for label in entry.labels)
+    assert [label.text for label in catalog["I10"].own_labels("es")] != []
+
+
 def test_cie_variants_are_kept_with_their_source(catalog: Catalog) -> None:
     spanish = {(label.text, label.source) for label in catalog["E11"].own_labels("es")}
     assert ("Diabetes mellitus tipo 2", "gnuhealth-who") in spanish
