@@ -1,0 +1,257 @@
+"""CodiEsp (CLEF eHealth 2020) adapter: score the systems on a real Spanish benchmark given as files.
+
+Folder layout (one split, e.g. `dev/`): `text_files/<articleID>.txt` (Spanish clinical case reports),
+`<split>D.tsv` (`articleID<TAB>code`, the diagnosis codes of each document) and `<split>X.tsv`
+(`articleID<TAB>DIAGNOSTICO|PROCEDIMIENTO<TAB>code<TAB>mention<TAB>char spans`). Codes are CIE-10-ES 2018 in
+lower case: they are normalized, and those no longer in ICD-10-CM 2026 are counted and kept as misses.
+
+* Mention level: each DIAGNOSTICO mention is a query (language `es`), its code the gold; main score MRR@10.
+* Document level: a document is split into sentences, each sentence searched, a code's document score is its
+  best sentence score; the top 10 codes are scored against the document's `D` codes; main score MAP@10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cie10.catalog import load_catalog
+from cie10.eval_harness.data import EvalSet, EvaluationInputError
+from cie10.eval_harness.metrics import normalize_code
+from cie10.eval_harness.results import EvaluationRun
+from cie10.eval_harness.runner import (
+    EvaluationConfig,
+    build_systems,
+    config_settings,
+    evaluate_systems,
+    run_folder,
+)
+from cie10.eval_harness.systems import Ranking, RetrievalSystem
+
+logger = logging.getLogger(__name__)
+
+DIAGNOSIS = "DIAGNOSTICO"
+PROCEDURE = "PROCEDIMIENTO"
+LEVELS: tuple[str, ...] = ("mentions", "documents")
+DEFAULT_BASELINES: tuple[str, ...] = ("bm25", "bm25-en-es", "base")
+_SENTENCE_END = re.compile(r"(?<=[.;:!?])\s+|\n+")
+_MIN_SENTENCE_CHARS = 3
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One `X` row: a span of a document and its code."""
+
+    doc_id: str
+    kind: str
+    code: str
+    text: str
+    spans: str
+
+
+@dataclass
+class CodiEspSplit:
+    """The parsed folder."""
+
+    folder: Path
+    split: str
+    documents: dict[str, str]
+    document_codes: dict[str, list[str]]
+    mentions: list[Mention]
+    files: dict[str, str] = field(default_factory=dict)
+    """File name → sha256, for provenance."""
+
+    def mention_set(self) -> EvalSet:
+        """DIAGNOSTICO mentions as queries (language `es`), one gold code each."""
+        rows = [m for m in self.mentions if m.kind == DIAGNOSIS and m.text.strip()]
+        if not rows:
+            raise EvaluationInputError(f"no {DIAGNOSIS} mention in {self.folder}: mention level needs an X file")
+        return EvalSet(
+            queries=[m.text.strip() for m in rows],
+            gold=[[m.code] for m in rows],
+            languages=["es"] * len(rows),
+            ids=[f"{m.doc_id}:{m.spans}" for m in rows],
+            source=self._source("mentions"),
+            main_score="mrr_at_10",
+        )
+
+    def document_set(self) -> EvalSet:
+        """Whole documents as queries, their diagnosis code set as gold (`D`, else the X diagnoses)."""
+        missing = sorted(doc for doc in self.document_codes if doc not in self.documents)
+        if missing:
+            logger.warning("%d coded documents have no text file (e.g. %s): skipped", len(missing), missing[0])
+        ids = [doc for doc in self.document_codes if doc in self.documents and self.documents[doc].strip()]
+        if not ids:
+            raise EvaluationInputError(f"no coded document with text in {self.folder}: document level needs both")
+        return EvalSet(
+            queries=[self.documents[doc] for doc in ids],
+            gold=[self.document_codes[doc] for doc in ids],
+            languages=["es"] * len(ids),
+            ids=ids,
+            source=self._source("documents"),
+            main_score="map_at_10",
+        )
+
+    def _source(self, level: str) -> dict[str, Any]:
+        return {
+            "id": None,
+            "name": "CodiEsp",
+            "path": str(self.folder),
+            "split": self.split,
+            "level": level,
+            "revision": None,
+            "files_sha256": dict(self.files),
+        }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rows(path: Path, min_fields: int) -> list[list[str]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) < min_fields:
+            raise EvaluationInputError(
+                f"{path}:{number}: expected at least {min_fields} tab-separated fields, found {len(fields)}"
+            )
+        rows.append([value.strip() for value in fields])
+    return rows
+
+
+def _one(folder: Path, suffix: str) -> Path | None:
+    found = sorted(p for p in folder.glob(f"*{suffix}.tsv") if p.is_file())
+    if len(found) > 1:
+        raise EvaluationInputError(f"{folder} holds several *{suffix}.tsv files: {', '.join(p.name for p in found)}")
+    return found[0] if found else None
+
+
+def read_codiesp(folder: Path | str) -> CodiEspSplit:
+    """Parse a CodiEsp split folder (`text_files/`, `*D.tsv` and/or `*X.tsv`)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise EvaluationInputError(f"CodiEsp folder {folder} does not exist")
+    d_file, x_file = _one(folder, "D"), _one(folder, "X")
+    if d_file is None and x_file is None:
+        raise EvaluationInputError(
+            f"{folder} is not a CodiEsp split: expected <split>D.tsv (articleID, code) and/or <split>X.tsv "
+            "(articleID, DIAGNOSTICO|PROCEDIMIENTO, code, mention, spans)"
+        )
+    split = (d_file or x_file).name[: -len("D.tsv")]
+    text_dir = folder / "text_files"
+    documents = (
+        {path.stem: path.read_text(encoding="utf-8-sig") for path in sorted(text_dir.glob("*.txt"))}
+        if text_dir.is_dir()
+        else {}
+    )
+    mentions = []
+    if x_file is not None:
+        for doc_id, kind, code, text, *rest in _rows(x_file, 4):
+            kind = kind.upper()
+            if kind not in (DIAGNOSIS, PROCEDURE):
+                raise EvaluationInputError(f"{x_file}: unknown label {kind!r} (expected {DIAGNOSIS} or {PROCEDURE})")
+            mentions.append(Mention(doc_id, kind, normalize_code(code), text, rest[0] if rest else ""))
+    document_codes: dict[str, list[str]] = {}
+    if d_file is not None:
+        for doc_id, code, *_ in _rows(d_file, 2):
+            document_codes.setdefault(doc_id, [])
+            if normalize_code(code) not in document_codes[doc_id]:
+                document_codes[doc_id].append(normalize_code(code))
+    else:
+        for mention in mentions:
+            if mention.kind == DIAGNOSIS:
+                codes = document_codes.setdefault(mention.doc_id, [])
+                if mention.code not in codes:
+                    codes.append(mention.code)
+    files = {path.name: _sha256(path) for path in (d_file, x_file) if path is not None}
+    logger.info(
+        "CodiEsp %s: %d documents, %d coded documents, %d mentions (%d diagnoses)",
+        split or folder.name,
+        len(documents),
+        len(document_codes),
+        len(mentions),
+        sum(1 for m in mentions if m.kind == DIAGNOSIS),
+    )
+    return CodiEspSplit(folder.resolve(), split or folder.name, documents, document_codes, mentions, files)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (and lines) of a document, without fragments too short to search."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if len(part.strip()) >= _MIN_SENTENCE_CHARS]
+
+
+class DocumentRanker:
+    """Ranks codes for a whole document: search every sentence, keep each code's best sentence score."""
+
+    def __init__(self, system: RetrievalSystem, per_sentence_k: int = 10) -> None:
+        self.system = system
+        self.name = system.name
+        self.per_sentence_k = per_sentence_k
+
+    def describe(self) -> dict[str, Any]:
+        """The inner system's provenance and how documents are aggregated."""
+        return {
+            **self.system.describe(),
+            "document_level": {
+                "sentences": "split after . ; : ! ? and at line breaks",
+                "per_sentence_k": self.per_sentence_k,
+                "aggregation": "max over sentences",
+            },
+        }
+
+    def rank(self, queries: Sequence[str], top_k: int) -> list[Ranking]:
+        """The `top_k` codes of each document, by best sentence score (ties by code)."""
+        sentences = [split_sentences(document) or [document.strip()[:500]] for document in queries]
+        flat = [sentence for parts in sentences for sentence in parts]
+        flat_rankings = iter(self.system.rank(flat, self.per_sentence_k))
+        rankings = []
+        for parts in sentences:
+            best: dict[str, float] = {}
+            for _ in parts:
+                for code, score in next(flat_rankings):
+                    best[code] = max(score, best.get(code, float("-inf")))
+            ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+            rankings.append(ordered[:top_k])
+        return rankings
+
+
+def evaluate_codiesp(
+    config: EvaluationConfig, levels: Sequence[str] = LEVELS, per_sentence_k: int = 10
+) -> dict[str, EvaluationRun]:
+    """Score the model and baselines at mention and/or document level; `config.dataset` is the folder."""
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown:
+        raise EvaluationInputError(f"unknown level {', '.join(unknown)}: choose {', '.join(LEVELS)}")
+    corpus = read_codiesp(config.dataset)
+    eval_sets = {level: corpus.mention_set() if level == "mentions" else corpus.document_set() for level in levels}
+    catalog = load_catalog()
+    systems, codes, selection = build_systems(config, catalog)
+    if selection["scope"] != "full":
+        logger.warning(
+            "CodiEsp codes span the whole catalogue; scope %s leaves many out (use --scope full)", selection["scope"]
+        )
+    runs = {}
+    for level, eval_set in eval_sets.items():
+        level_systems = systems if level == "mentions" else [DocumentRanker(s, per_sentence_k) for s in systems]
+        out = run_folder(config) / level if config.out is not None else None
+        runs[level] = evaluate_systems(
+            eval_set,
+            level_systems,
+            catalog=catalog,
+            codes=codes,
+            code_selection=selection,
+            task_name=f"CodiEsp-{level}",
+            settings=config_settings(config) | {"level": level},
+            n_resamples=config.n_resamples,
+            seed=config.seed,
+            out=out,
+        )
+    return runs
