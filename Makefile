@@ -41,6 +41,7 @@ quickstart: model hub
 	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) bash scripts/quickstart.sh
 
 test: model
+	VENV_PYTHON=$(BIN)/python bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup

@@ -1,0 +1,932 @@
+"""The Space: a Gradio page and API over the two-stage code search, loaded once from the Hub by id and revision.
+
+`SpaceBackend` is plain Python (the tests and `gradio_client` users get the same dicts): it loads the bi-encoder
+with its published `code_index/` (nothing is re-encoded), the reranker and the codes dataset, then answers
+`search()` and `search_batch()`. `build_app()` only draws it; `launch()` serves it. `space/app.py` and
+`cie10 serve` are thin wrappers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import html
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cie10.catalog import Catalog, CodeEntry, JoinReport, Label, load_catalog, normalize_code
+from cie10.errors import Cie10Error, HubError
+from cie10.search import MAX_QUERY_CHARS, CodeSearcher, EmptyQueryError
+from cie10.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+QUERY_LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "es": "Español",
+    "ca": "Català",
+    "it": "Italiano",
+    "pt": "Português",
+    "fr": "Français",
+}
+"""Languages a query may be written in (and titles shown in, where the catalogue has a label)."""
+_LINGUA_NAMES: dict[str, str] = {
+    "en": "ENGLISH",
+    "es": "SPANISH",
+    "ca": "CATALAN",
+    "it": "ITALIAN",
+    "pt": "PORTUGUESE",
+    "fr": "FRENCH",
+}
+EXAMPLES: list[tuple[str, str]] = [
+    ("en", "asthma attack"),
+    ("es", "infarto agudo de miocardio"),
+    ("ca", "insuficiència cardíaca congestiva"),
+    ("it", "fibrillazione atriale"),
+    ("pt", "pneumonia bacteriana"),
+    ("fr", "embolie pulmonaire"),
+    ("es", "dolor torácico opresivo"),
+    ("en", "type 2 diabetes with kidney complications"),
+]
+"""One or more example queries per language, shown under the query box."""
+MAX_BATCH_QUERIES = 1000
+"""A batch longer than this is refused with a message (the Space runs on a small CPU)."""
+BATCH_COLUMNS: tuple[str, ...] = (
+    "query",
+    "language",
+    "rank",
+    "code",
+    "title",
+    "billable",
+    "score",
+    "rerank_score",
+    "hierarchy",
+    "message",
+)
+CODES_FILE = "data/codes.parquet"
+"""Where `cie10 codes publish` puts the catalogue in `<org>/cie10-codes`."""
+LOW_CONFIDENCE = 0.5
+"""Below this lingua confidence the detected language is shown as uncertain."""
+
+
+class NonsenseQueryError(Cie10Error):
+    """A query with no letters at all (digits, punctuation, emoji): nothing a retriever can read."""
+
+
+# ------------------------------------------------------------------------------------------- language
+
+
+@functools.lru_cache(maxsize=1)
+def _detector() -> Any:
+    from lingua import Language, LanguageDetectorBuilder
+
+    languages = [getattr(Language, name) for name in _LINGUA_NAMES.values()]
+    return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
+
+
+def detect_language(text: str) -> tuple[str | None, float]:
+    """(ISO code among the six query languages, lingua's confidence); (None, 0.0) for text without letters."""
+    if not any(char.isalpha() for char in text):
+        return None, 0.0
+    values = _detector().compute_language_confidence_values(text)
+    if not values:
+        return None, 0.0
+    by_name = {name: code for code, name in _LINGUA_NAMES.items()}
+    return by_name.get(values[0].language.name), float(values[0].value)
+
+
+# --------------------------------------------------------------------------------------------- input
+
+
+def validate_query(query: str | None) -> tuple[str, list[str]]:
+    """The query as searched and warnings to show; raises EmptyQueryError or NonsenseQueryError with a message."""
+    text = re.sub(r"\s+", " ", query or "").strip()
+    if not text:
+        raise EmptyQueryError(
+            "Empty query: type a diagnosis, symptom or procedure in English, Spanish, Catalan, Italian, "
+            "Portuguese or French."
+        )
+    if not any(char.isalpha() for char in text):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise NonsenseQueryError(
+            f"“{shown}” has no words to search for: type a diagnosis, symptom or procedure "
+            "(for example “asthma attack” or “infarto agudo de miocardio”)."
+        )
+    warnings = []
+    if len(text) > MAX_QUERY_CHARS:
+        warnings.append(
+            f"The query has {len(text)} characters; only the first {MAX_QUERY_CHARS} were searched. "
+            "Shorter queries (one diagnosis at a time) rank better."
+        )
+        text = text[:MAX_QUERY_CHARS]
+    return text, warnings
+
+
+def read_batch_queries(text: str | None = None, file: str | Path | None = None) -> list[str]:
+    """Queries from pasted lines and/or an uploaded CSV (its `query` column, else its first) or text file."""
+    queries = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if file:
+        path = Path(file)
+        content = path.read_text(encoding="utf-8-sig", errors="replace")
+        if path.suffix.lower() in (".csv", ".tsv"):
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            rows = [row for row in csv.reader(io.StringIO(content), delimiter=delimiter) if any(row)]
+            if rows:
+                header = [cell.strip().lower() for cell in rows[0]]
+                named = next((header.index(n) for n in ("query", "text", "consulta", "mention") if n in header), None)
+                column = named if named is not None else 0
+                body = rows[1:] if named is not None else rows
+                queries += [row[column].strip() for row in body if len(row) > column and row[column].strip()]
+        else:
+            queries += [line.strip() for line in content.splitlines() if line.strip()]
+    return queries
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+
+
+def catalog_from_records(records: list[dict[str, Any]], version: str) -> Catalog:
+    """A `Catalog` rebuilt from the codes dataset's rows (as written by `Catalog.to_records`).
+
+    Only own labels are kept; inherited ones are found again by walking up, as in the installed catalogue.
+    """
+    if not records:
+        raise HubError("the codes dataset has no rows")
+    languages = [match[1] for match in (re.fullmatch(r"title_([a-z]{2})", key) for key in records[0]) if match]
+    children: dict[str, list[str]] = {}
+    for row in records:
+        if row.get("parent"):
+            children.setdefault(row["parent"], []).append(row["code"])
+    entries: dict[str, CodeEntry] = {}
+    for row in records:
+        code = row["code"]
+        labels = [Label(row["title"], "en", "icd10cm-2026", code)]
+        for language in languages:
+            text = row[f"title_{language}"]
+            if text and not row.get(f"title_{language}_inherited"):
+                labels.append(Label(text, language, row.get(f"title_{language}_source") or "codes-dataset", code))
+        for variant in row.get("variants") or []:
+            label = Label(variant["text"], variant["language"], variant.get("source") or "codes-dataset", code)
+            if all((known.language, known.text) != (label.language, label.text) for known in labels):
+                labels.append(label)
+        entries[code] = CodeEntry(
+            code=code,
+            title=row["title"],
+            kind=row["kind"],
+            parent=row.get("parent") or None,
+            children=tuple(children.get(code, ())),
+            billable=bool(row["billable"]),
+            inclusion_terms=tuple(row.get("inclusion_terms") or ()),
+            chapter=str(row["chapter"]),
+            labels=tuple(labels),
+        )
+    return Catalog(entries, version, JoinReport())
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class SpaceConfig:
+    """Which repos (Hub ids or local folders) and versions the Space serves; `None` revision means `main`."""
+
+    model_id: str = ""
+    reranker_id: str | None = ""
+    codes_id: str | None = ""
+    revision: str | None = None
+    reranker_revision: str | None = None
+    codes_revision: str | None = None
+
+    def __post_init__(self) -> None:
+        settings = get_settings()
+        self.model_id = self.model_id or settings.repo_id("cie10-bi")
+        if self.reranker_id == "":
+            self.reranker_id = settings.repo_id("cie10-rerank")
+        if self.codes_id == "":
+            self.codes_id = settings.repo_id("cie10-codes")
+        self.reranker_revision = self.reranker_revision or self.revision
+        self.codes_revision = self.codes_revision or self.revision
+
+    @classmethod
+    def from_env(cls) -> SpaceConfig:
+        """From `CIE10_SPACE_{MODEL,RERANKER,CODES,REVISION}` (RERANKER=none disables reranking)."""
+
+        def env(name: str) -> str:
+            return os.environ.get(f"CIE10_SPACE_{name}", "").strip()
+
+        reranker = env("RERANKER")
+        return cls(
+            model_id=env("MODEL"),
+            reranker_id=None if reranker.lower() == "none" else reranker,
+            codes_id=env("CODES"),
+            revision=env("REVISION") or None,
+            reranker_revision=env("RERANKER_REVISION") or None,
+            codes_revision=env("CODES_REVISION") or None,
+        )
+
+
+@dataclass
+class Source:
+    """One loaded artifact: repo id (or folder), requested revision and the commit it resolved to."""
+
+    repo_id: str
+    revision: str | None
+    sha: str | None = None
+    kind: str = "model"
+
+    def describe(self) -> str:
+        """`org/name@v1.0 (1a2b3c4)` or the folder path."""
+        if Path(self.repo_id).is_dir():
+            return f"{self.repo_id} (local folder)"
+        short = f" ({self.sha[:7]})" if self.sha else ""
+        return f"{self.repo_id}@{self.revision or 'main'}{short}"
+
+
+def _is_local(repo_id: str) -> bool:
+    return Path(repo_id).is_dir()
+
+
+def _resolve_sha(repo_id: str, repo_type: str, revision: str | None) -> str | None:
+    """The commit a revision points to on the current Hub (None when the Hub cannot say)."""
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        info = (api.model_info if repo_type == "model" else api.dataset_info)(repo_id, revision=revision)
+        return info.sha
+    except Exception as error:  # noqa: BLE001 - provenance only; loading itself reports real failures
+        logger.debug("could not resolve %s@%s: %s", repo_id, revision, error)
+        return None
+
+
+# --------------------------------------------------------------------------------------------- backend
+
+
+@dataclass
+class SpaceBackend:
+    """Everything the Space serves, loaded once: the searcher, its catalogue and where each part came from."""
+
+    searcher: CodeSearcher
+    sources: dict[str, Source]
+    notes: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.searcher.catalog
+
+    @property
+    def has_reranker(self) -> bool:
+        return self.searcher.reranker is not None
+
+    # ---------------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, config: SpaceConfig | None = None) -> SpaceBackend:
+        """Load the bi-encoder, its code index, the reranker and the codes dataset (by Hub id and revision)."""
+        from sentence_transformers import SentenceTransformer
+
+        from cie10 import hub
+        from cie10.code_index import CodeIndex
+        from cie10.settings import apply_torch_threads
+
+        config = config or SpaceConfig.from_env()
+        started = time.perf_counter()
+        apply_torch_threads()
+        notes: list[str] = []
+        sources: dict[str, Source] = {}
+
+        model_id, revision = config.model_id, config.revision
+        logger.info("loading bi-encoder %s@%s", model_id, revision or "main")
+        if _is_local(model_id):
+            bi_encoder = SentenceTransformer(model_id, device="cpu")
+            index = CodeIndex.load(Path(model_id))
+            sources["bi_encoder"] = Source(model_id, None)
+        else:
+            hub.check_revision(model_id, "model", revision)
+            with hub.hub_errors(model_id, "model", revision):
+                bi_encoder = SentenceTransformer(model_id, revision=revision, device="cpu")
+                index = CodeIndex.from_hub(model_id, revision)
+            sources["bi_encoder"] = Source(model_id, revision, _resolve_sha(model_id, "model", revision))
+        logger.info("code index: %d codes (%s)", len(index), index.meta.get("scope", "?"))
+
+        reranker = None
+        if config.reranker_id:
+            reranker, note = _load_reranker(config.reranker_id, config.reranker_revision)
+            if reranker is not None:
+                local = _is_local(config.reranker_id)
+                sha = None if local else _resolve_sha(config.reranker_id, "model", config.reranker_revision)
+                sources["reranker"] = Source(config.reranker_id, config.reranker_revision, sha)
+            else:
+                notes.append(note)
+
+        catalog, codes_source, note = _load_codes(config.codes_id, config.codes_revision, index.codes)
+        if codes_source is not None:
+            sources["codes"] = codes_source
+        if note:
+            notes.append(note)
+        indexed_version = index.meta.get("catalog_version")
+        if indexed_version and catalog.version != indexed_version and codes_source is None:
+            notes.append(f"The index was built on {indexed_version}; titles come from {catalog.version}.")
+
+        searcher = CodeSearcher(bi_encoder, index, reranker, catalog)
+        _detector()  # lingua's models load here, not on the first query
+        backend = cls(searcher, sources, notes, time.perf_counter() - started)
+        for note in notes:
+            logger.warning("%s", note)
+        logger.info("space ready in %.1f s: %s", backend.load_seconds, backend.describe())
+        return backend
+
+    def describe(self) -> str:
+        """One line: what is loaded from where."""
+        parts = [f"{name}: {source.describe()}" for name, source in self.sources.items()]
+        return "; ".join(parts + [f"index: {len(self.searcher.index)} codes"])
+
+    def info(self) -> dict[str, Any]:
+        """Provenance as plain data (for the API and the About tab)."""
+        return {
+            "sources": {name: dataclasses.asdict(source) for name, source in self.sources.items()},
+            "index": {"num_codes": len(self.searcher.index), **self.searcher.index.meta},
+            "catalog_version": self.catalog.version,
+            "reranker": self.has_reranker,
+            "notes": list(self.notes),
+            "load_seconds": round(self.load_seconds, 1),
+        }
+
+    @functools.cached_property
+    def _chapter_choices(self) -> list[tuple[str, str]]:
+        present = set(self.searcher._chapters.tolist())
+        chapters = [entry for entry in self.catalog if entry.kind == "chapter" and entry.code in present]
+        chapters.sort(key=lambda entry: int(entry.code) if entry.code.isdigit() else 99)
+        return [(f"{entry.code} · {entry.title}", entry.code) for entry in chapters]
+
+    def chapters(self) -> list[tuple[str, str]]:
+        """(label, chapter number) of every chapter that has codes in the index."""
+        return list(self._chapter_choices)
+
+    # ----------------------------------------------------------------------------------------- search
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        rerank: bool = True,
+        rerank_top: int = 20,
+        billable_only: bool = False,
+        chapter: str | None = None,
+        display_language: str = "auto",
+    ) -> dict[str, Any]:
+        """Rank codes for one query; raises a Cie10Error (with a message for the user) on unusable input."""
+        text, warnings = validate_query(query)
+        chapter = self._check_options(top_k, rerank_top, chapter)
+        language, confidence = detect_language(text)
+        shown = _display_language(display_language, language)
+        warnings += self._code_hint(text)
+        if rerank and not self.has_reranker:
+            warnings.append("No reranker is loaded: showing the bi-encoder ranking.")
+        result = self.searcher.search(
+            text,
+            top_k=int(top_k),
+            rerank=bool(rerank),
+            rerank_top=int(rerank_top),
+            billable_only=bool(billable_only),
+            chapter=chapter,
+        )
+        if not result.hits:
+            warnings.append("No code matches these filters: clear “billable only” or the chapter.")
+        return {
+            "query": text,
+            "language": language,
+            "language_confidence": round(confidence, 3),
+            "display_language": shown,
+            "reranked": bool(rerank and self.has_reranker),
+            "hits": [self._hit(hit, shown) for hit in result.hits],
+            "timings": {name: round(seconds, 4) for name, seconds in result.timings.items()},
+            "warnings": warnings,
+        }
+
+    def search_batch(
+        self,
+        queries: list[str],
+        *,
+        top_k: int = 5,
+        rerank: bool = True,
+        rerank_top: int = 20,
+        billable_only: bool = False,
+        chapter: str | None = None,
+        display_language: str = "auto",
+    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """One flat row per (query, ranked code), and a row with a `message` for each unusable query."""
+        if not queries:
+            raise EmptyQueryError("No queries: paste one query per line or upload a CSV with a `query` column.")
+        if len(queries) > MAX_BATCH_QUERIES:
+            raise Cie10Error(f"{len(queries)} queries: the Space ranks at most {MAX_BATCH_QUERIES} per batch.")
+        chapter = self._check_options(top_k, rerank_top, chapter)
+        checked: list[tuple[str, str, list[str]]] = []  # (original, searched text, warnings)
+        rows_by_query: dict[int, list[dict[str, Any]]] = {}
+        for number, query in enumerate(queries):
+            try:
+                text, warnings = validate_query(query)
+            except Cie10Error as error:
+                rows_by_query[number] = [_batch_row(query, message=str(error))]
+                continue
+            checked.append((query, text, warnings))
+        valid = [number for number in range(len(queries)) if number not in rows_by_query]
+        started = time.perf_counter()
+        results = (
+            self.searcher.search_many(
+                [text for _, text, _ in checked],
+                top_k=int(top_k),
+                rerank=bool(rerank),
+                rerank_top=int(rerank_top),
+                billable_only=bool(billable_only),
+                chapter=chapter,
+            )
+            if checked
+            else []
+        )
+        elapsed = time.perf_counter() - started
+        for number, (query, text, warnings), result in zip(valid, checked, results, strict=True):
+            language, _ = detect_language(text)
+            shown = _display_language(display_language, language)
+            message = " ".join(warnings)
+            rows = [
+                _batch_row(
+                    query,
+                    language=language or "",
+                    rank=hit.rank,
+                    code=hit.code,
+                    title=self.catalog.display_title(hit.code, shown)[0],
+                    billable=self.catalog[hit.code].billable,
+                    score=round(hit.score, 4),
+                    rerank_score=None if hit.rerank_score is None else round(hit.rerank_score, 4),
+                    hierarchy=" › ".join(self.catalog.path(hit.code)[:-1]),
+                    message=message,
+                )
+                for hit in result.hits
+            ]
+            rows_by_query[number] = rows or [_batch_row(query, language=language or "", message="no code matches")]
+        rows = [row for number in range(len(queries)) for row in rows_by_query[number]]
+        timings = {"total_s": round(elapsed, 3), "per_query_s": round(elapsed / max(1, len(checked)), 4)}
+        return rows, timings
+
+    def _check_options(self, top_k: int, rerank_top: int, chapter: str | None) -> str | None:
+        """The chapter filter as a chapter number (None: all); a Cie10Error for options out of range."""
+        if not _is_int_between(top_k, 1, 100):
+            raise Cie10Error(f"top_k must be between 1 and 100, not {top_k}")
+        if not _is_int_between(rerank_top, 1, 200):
+            raise Cie10Error(f"the reranker shortlist must be between 1 and 200 codes, not {rerank_top}")
+        chapter = (chapter or "").strip()
+        if chapter.lower() in ("", "all", "any"):
+            return None
+        chapter = chapter.split("·")[0].strip()
+        if chapter not in {value for _, value in self.chapters()}:
+            raise Cie10Error(f"unknown chapter {chapter!r}: expected a chapter number such as 10")
+        return chapter
+
+    def _code_hint(self, text: str) -> list[str]:
+        """A note when the query is itself a code of the catalogue (the search is by meaning, not by code)."""
+        if not re.fullmatch(r"[A-Za-z][0-9][0-9A-Za-z](\.?[0-9A-Za-z]{1,4})?", text):
+            return []
+        code = normalize_code(text)
+        if code not in self.catalog.entries:
+            return []
+        return [f"“{text}” is itself a code: {code} {self.catalog[code].title}. The search ranks codes by meaning."]
+
+    def _hit(self, hit, language: str) -> dict[str, Any]:
+        entry = self.catalog[hit.code]
+        title, inherited = self.catalog.display_title(hit.code, language)
+        own_language = language if language != "en" and (title != entry.title or inherited) else "en"
+        path = self.catalog.path(hit.code)[:-1]
+        return {
+            "rank": hit.rank,
+            "code": hit.code,
+            "title": title,
+            "title_language": own_language,
+            "title_inherited": inherited,
+            "english_title": entry.title,
+            "score": round(hit.score, 4),
+            "rerank_score": None if hit.rerank_score is None else round(hit.rerank_score, 4),
+            "billable": entry.billable,
+            "kind": entry.kind,
+            "chapter": entry.chapter,
+            "hierarchy": [{"code": code, "title": self.catalog[code].title} for code in path],
+        }
+
+
+def _is_int_between(value: Any, low: int, high: int) -> bool:
+    try:
+        return low <= int(value) <= high and float(value) == int(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _display_language(requested: str | None, detected: str | None) -> str:
+    requested = (requested or "auto").strip().lower()
+    if requested in QUERY_LANGUAGES:
+        return requested
+    return detected or "en"
+
+
+def _batch_row(query: str, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS, "")
+    row.update(query=query, **{key: ("" if value is None else value) for key, value in values.items()})
+    return row
+
+
+def write_batch_csv(rows: list[dict[str, Any]], folder: Path | None = None) -> Path:
+    """The batch rows as `cie10-ranked-codes.csv` in a fresh temporary folder (or `folder`)."""
+    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="cie10-batch-"))
+    path = folder / "cie10-ranked-codes.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(BATCH_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _load_reranker(reranker_id: str, revision: str | None) -> tuple[Any, str]:
+    """(CrossEncoder, "") or (None, why): the Space still serves the bi-encoder ranking without it."""
+    from sentence_transformers import CrossEncoder
+
+    from cie10 import hub
+
+    logger.info("loading reranker %s@%s", reranker_id, revision or "main")
+    try:
+        if _is_local(reranker_id):
+            return CrossEncoder(reranker_id, device="cpu"), ""
+        hub.check_revision(reranker_id, "model", revision)
+        with hub.hub_errors(reranker_id, "model", revision):
+            return CrossEncoder(reranker_id, revision=revision, device="cpu"), ""
+    except Exception as error:  # noqa: BLE001 - reported in the page; the bi-encoder still works
+        logger.debug("reranker load failed", exc_info=True)
+        return None, f"Reranker {reranker_id}@{revision or 'main'} not loaded ({error}); reranking is off."
+
+
+def _load_codes(codes_id: str | None, revision: str | None, codes: list[str]) -> tuple[Catalog, Source | None, str]:
+    """The catalogue from the codes dataset at `revision`, else the installed one with a note saying why."""
+    if not codes_id:
+        return load_catalog(), None, ""
+    try:
+        import pyarrow.parquet as pq
+
+        from cie10 import hub
+
+        if _is_local(codes_id):
+            path, sha = Path(codes_id) / CODES_FILE, None
+        else:
+            path = hub.download_file(codes_id, CODES_FILE, repo_type="dataset", revision=revision)
+            sha = path.parent.parent.name if path.parent.name == "data" else None
+            sha = sha if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else _resolve_sha(codes_id, "dataset", revision)
+        source = Source(codes_id, revision, sha, kind="dataset")
+        records = pq.read_table(path).to_pylist()
+        catalog = catalog_from_records(records, f"{source.describe()} ({len(records)} rows)")
+        missing = [code for code in codes if code not in catalog.entries]
+        if missing:
+            raise HubError(f"{len(missing)} indexed codes (e.g. {', '.join(missing[:3])}) are not in it")
+        return catalog, source, ""
+    except Exception as error:  # noqa: BLE001 - the installed catalogue is a complete fallback
+        logger.debug("codes dataset load failed", exc_info=True)
+        catalog = load_catalog()
+        note = (
+            f"Codes dataset {codes_id}@{revision or 'main'} not used ({error}); "
+            f"titles come from the installed catalogue ({catalog.version})."
+        )
+        return catalog, None, note
+
+
+# --------------------------------------------------------------------------------------------- drawing
+
+CSS = """
+#results table { width: 100%; border-collapse: collapse; font-size: 0.95em; }
+#results th, #results td { text-align: left; padding: 6px 8px; border: none;
+  border-bottom: 1px solid var(--border-color-primary); }
+#results td.code { font-family: var(--font-mono); font-weight: 600; white-space: nowrap; }
+#results td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+#results .path { color: var(--body-text-color-subdued); font-size: 0.85em; }
+#results .tag { font-size: 0.75em; padding: 1px 6px; border-radius: 8px; margin-left: 4px;
+  background: var(--background-fill-secondary); color: var(--body-text-color-subdued); }
+#results .billable { color: var(--color-accent); font-weight: 600; }
+"""
+
+
+def _language_name(code: str | None) -> str:
+    return f"{QUERY_LANGUAGES[code]} ({code})" if code in QUERY_LANGUAGES else "unknown"
+
+
+def render_status(payload: dict[str, Any]) -> str:
+    """Markdown: detected language, what ran and how long each stage took, then any warnings."""
+    timings = payload["timings"]
+    confidence = payload["language_confidence"]
+    language = f"**{_language_name(payload['language'])}**"
+    if payload["language"] and confidence < LOW_CONFIDENCE:
+        language += f" (uncertain, {confidence:.2f})"
+    stages = f"encode {timings['encode_s'] * 1000:.0f} ms · retrieve {timings['retrieve_s'] * 1000:.1f} ms"
+    stages += f" · rerank {timings['rerank_s'] * 1000:.0f} ms" if payload["reranked"] else " · rerank off"
+    lines = [f"Detected language: {language} · titles in {_language_name(payload['display_language'])} · {stages}"]
+    lines += [f"⚠️ {warning}" for warning in payload["warnings"]]
+    return "\n\n".join(lines)
+
+
+def render_hits(payload: dict[str, Any]) -> str:
+    """An HTML table of the ranked codes (escaped): code, title, hierarchy path, billable flag, scores."""
+    if not payload["hits"]:
+        return "<p>No results.</p>"
+    reranked = payload["reranked"]
+    head = "<tr><th>#</th><th>Code</th><th>Title</th><th>Billable</th><th>Score</th>"
+    head += "<th>Rerank</th></tr>" if reranked else "</tr>"
+    rows = []
+    for hit in payload["hits"]:
+        esc = html.escape
+        tag = ""
+        if hit["title_inherited"]:
+            tag = f'<span class="tag" title="label of an ancestor code">{esc(hit["title_language"])}, inherited</span>'
+        elif payload["display_language"] != "en" and hit["title_language"] == "en":
+            tag = '<span class="tag" title="no label in the chosen language">en</span>'
+        path = " › ".join(
+            f'<span title="{esc(step["title"])}">{"Ch. " if step["code"].isdigit() else ""}{esc(step["code"])}</span>'
+            for step in hit["hierarchy"]
+        )
+        billable = '<span class="billable">billable</span>' if hit["billable"] else "header"
+        cells = [
+            f'<td class="num">{hit["rank"]}</td>',
+            f'<td class="code" title="{esc(hit["english_title"])}">{esc(hit["code"])}</td>',
+            f'<td>{esc(hit["title"])}{tag}<div class="path">{path}</div></td>',
+            f"<td>{billable}</td>",
+            f'<td class="num">{hit["score"]:.3f}</td>',
+        ]
+        if reranked:
+            rerank = "" if hit["rerank_score"] is None else f"{hit['rerank_score']:.3f}"
+            cells.append(f'<td class="num">{rerank}</td>')
+        rows.append(f'<tr data-code="{esc(hit["code"])}">{"".join(cells)}</tr>')
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, Cie10Error):
+        return f"⚠️ {error}"
+    logger.exception("search failed")
+    return f"⚠️ The search failed ({type(error).__name__}). Try again, or a shorter query."
+
+
+def build_app(backend: SpaceBackend):  # -> gradio.Blocks
+    """The Gradio page: search tab, batch tab, about tab, and the `/search` and `/search_batch` API endpoints."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    chapter_choices = [("All chapters", "all"), *backend.chapters()]
+    language_choices = [("Auto (detected language)", "auto")] + [
+        (f"{name} ({code})", code) for code, name in QUERY_LANGUAGES.items()
+    ]
+
+    def api_search(
+        query: str,
+        top_k: int = 10,
+        rerank: bool = True,
+        rerank_top: int = 20,
+        billable_only: bool = False,
+        chapter: str = "all",
+        display_language: str = "auto",
+    ) -> dict:
+        """Rank ICD-10-CM codes for a query in en, es, ca, it, pt or fr. Returns {query, language, hits, timings,
+        warnings}; each hit has rank, code, title, billable, score, rerank_score and its hierarchy (chapter, block,
+        category: {code, title} each)."""
+        try:
+            return backend.search(
+                query,
+                top_k=top_k,
+                rerank=rerank,
+                rerank_top=rerank_top,
+                billable_only=billable_only,
+                chapter=chapter,
+                display_language=display_language,
+            )
+        except Cie10Error as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def api_search_batch(
+        queries: list[str],
+        top_k: int = 5,
+        rerank: bool = True,
+        rerank_top: int = 20,
+        billable_only: bool = False,
+        chapter: str = "all",
+        display_language: str = "auto",
+    ) -> list[dict]:
+        """Rank codes for many queries at once: one row per (query, code), as in the batch CSV."""
+        try:
+            rows, _ = backend.search_batch(
+                list(queries),
+                top_k=top_k,
+                rerank=rerank,
+                rerank_top=rerank_top,
+                billable_only=billable_only,
+                chapter=chapter,
+                display_language=display_language,
+            )
+            return rows
+        except Cie10Error as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def api_info() -> dict:
+        """What the Space serves: each repo with its revision and commit, the code index, notes from loading."""
+        return backend.info()
+
+    # gradio reads the endpoint schema from real type hints; this module's annotations are strings
+    for function in (api_search, api_search_batch, api_info):
+        function.__annotations__ = typing.get_type_hints(function)
+
+    def ui_search(query, top_k, rerank, rerank_top, billable_only, chapter, display_language):
+        try:
+            payload = backend.search(
+                query,
+                top_k=top_k,
+                rerank=rerank,
+                rerank_top=rerank_top,
+                billable_only=billable_only,
+                chapter=chapter,
+                display_language=display_language,
+            )
+        except Exception as error:  # noqa: BLE001 - the page shows a message, never a traceback
+            return _error_text(error), ""
+        return render_status(payload), render_hits(payload)
+
+    def ui_refresh(query, *options):
+        """Re-run when an option changes, but only once there is a query (no 'empty query' on a toggle)."""
+        if not (query or "").strip():
+            return gr.skip(), gr.skip()
+        return ui_search(query, *options)
+
+    def ui_batch(text, file, top_k, rerank, rerank_top, billable_only, chapter, display_language):
+        try:
+            queries = read_batch_queries(text, file)
+            rows, timings = backend.search_batch(
+                queries,
+                top_k=top_k,
+                rerank=rerank,
+                rerank_top=rerank_top,
+                billable_only=billable_only,
+                chapter=chapter,
+                display_language=display_language,
+            )
+        except Exception as error:  # noqa: BLE001
+            return _error_text(error), None, None
+        import pandas as pd
+
+        path = write_batch_csv(rows)
+        table = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
+        failed = sum(1 for row in rows if row["message"] and not row["code"])
+        status = (
+            f"{len(queries)} queries ranked in {timings['total_s']:.1f} s "
+            f"({timings['per_query_s'] * 1000:.0f} ms per query)"
+            + (f"; ⚠️ {failed} could not be searched (see `message`)" if failed else "")
+        )
+        return status, table, str(path)
+
+    sources = "\n".join(f"- **{name}**: `{source.describe()}`" for name, source in backend.sources.items())
+    notes = "\n".join(f"- ⚠️ {note}" for note in backend.notes)
+    index_meta = backend.searcher.index.meta
+    about = (
+        f"### What is loaded\n{sources}\n- **code index**: {len(backend.searcher.index)} codes, scope "
+        f"`{index_meta.get('scope', '?')}`, built on {index_meta.get('catalog_version', '?')}\n"
+        f"- **catalogue**: {backend.catalog.version}\n"
+        + (f"\n### Notes\n{notes}\n" if notes else "")
+        + "\n### API\n```python\nfrom gradio_client import Client\n"
+        'client = Client("<this Space or its URL>")\n'
+        'result = client.predict(query="infarto agudo de miocardio", top_k=5, rerank=True, api_name="/search")\n'
+        'print(result["hits"][0]["code"], result["hits"][0]["title"])\n```\n'
+        "`/search_batch` takes `queries` (a list of strings) and returns one row per ranked code; `/info` says "
+        "which repos, revisions and commits are loaded."
+    )
+
+    with gr.Blocks(title="CIE-10 / ICD-10-CM code search", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# CIE-10 / ICD-10-CM code search\n"
+            "Type a diagnosis, symptom or procedure in English, Spanish, Catalan, Italian, Portuguese or French: "
+            "a bi-encoder shortlists codes from the code index, a cross-encoder reranks the shortlist.\n\n"
+            f"<small>{html.escape(backend.describe())}</small>"
+        )
+        with gr.Row():
+            display_language = gr.Dropdown(
+                language_choices, value="auto", label="Show titles in", elem_id="display-language", scale=2
+            )
+            chapter = gr.Dropdown(chapter_choices, value="all", label="Chapter", elem_id="chapter", scale=3)
+            billable_only = gr.Checkbox(False, label="Billable codes only", elem_id="billable-only")
+        with gr.Row():
+            top_k = gr.Slider(1, 50, value=10, step=1, label="Codes to show", elem_id="top-k")
+            rerank = gr.Checkbox(
+                backend.has_reranker,
+                label="Rerank with the cross-encoder" if backend.has_reranker else "Reranker not loaded",
+                interactive=backend.has_reranker,
+                elem_id="rerank",
+            )
+            rerank_top = gr.Slider(
+                5, 100, value=20, step=1, label="Reranker shortlist", elem_id="rerank-top", interactive=True
+            )
+        options = [top_k, rerank, rerank_top, billable_only, chapter, display_language]
+
+        with gr.Tabs():
+            with gr.Tab("Search", id="search"):
+                with gr.Row():
+                    query = gr.Textbox(
+                        label="Query",
+                        placeholder="e.g. infarto agudo de miocardio",
+                        max_lines=3,
+                        elem_id="query",
+                        scale=5,
+                        autofocus=True,
+                    )
+                    search_button = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
+                status = gr.Markdown(elem_id="status")
+                results = gr.HTML(elem_id="results")
+                gr.Examples(
+                    [[text] for _, text in EXAMPLES],
+                    inputs=[query],
+                    example_labels=[f"{language} · {text}" for language, text in EXAMPLES],
+                    label="Examples (one or more per language)",
+                )
+            with gr.Tab("Batch", id="batch"):
+                gr.Markdown(
+                    f"One query per line, or a CSV with a `query` column (else its first column); at most "
+                    f"{MAX_BATCH_QUERIES}. The options above apply. Download the ranked codes as CSV."
+                )
+                with gr.Row():
+                    batch_text = gr.Textbox(label="Queries, one per line", lines=8, elem_id="batch-text")
+                    batch_file = gr.File(
+                        label="…or upload a CSV / text file", file_types=[".csv", ".tsv", ".txt"], type="filepath"
+                    )
+                batch_button = gr.Button("Rank all", variant="primary", elem_id="batch-button")
+                batch_status = gr.Markdown(elem_id="batch-status")
+                batch_table = gr.Dataframe(
+                    headers=list(BATCH_COLUMNS), interactive=False, wrap=True, max_height=400, elem_id="batch-table"
+                )
+                batch_csv = gr.File(label="Ranked codes (CSV)", interactive=False, elem_id="batch-csv")
+            with gr.Tab("About", id="about"):
+                gr.Markdown(about)
+
+        search_inputs = [query, *options]
+        for trigger in (query.submit, search_button.click):
+            trigger(ui_search, search_inputs, [status, results], api_visibility="private")
+        for control in (rerank, billable_only, chapter, display_language):
+            control.input(ui_refresh, search_inputs, [status, results], api_visibility="private")
+        for slider in (top_k, rerank_top):
+            slider.release(ui_refresh, search_inputs, [status, results], api_visibility="private")
+        batch_button.click(
+            ui_batch,
+            [batch_text, batch_file, *options],
+            [batch_status, batch_table, batch_csv],
+            api_visibility="private",
+        )
+        gr.api(api_search, api_name="search")
+        gr.api(api_search_batch, api_name="search_batch")
+        gr.api(api_info, api_name="info")
+    return demo
+
+
+def _theme():  # -> gradio.themes.Base
+    """The default theme on system fonts: the page then loads nothing from outside (Spaces or offline)."""
+    import gradio as gr
+
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "monospace"],
+    )
+
+
+def serve(demo, *, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True, quiet: bool = False):
+    """Serve a built page on `host:port` (queued, one search at a time); returns it, running, unless `block`."""
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=quiet,
+        css=CSS,
+        theme=_theme(),
+        show_error=False,
+    )
+    if block:
+        demo.block_thread()
+    return demo
+
+
+def launch(
+    backend: SpaceBackend,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    block: bool = True,
+    quiet: bool = False,
+):  # -> gradio.Blocks
+    """Build and serve the page; the running Blocks (its `.local_url`) comes back when `block` is False."""
+    return serve(build_app(backend), host=host, port=port, block=block, quiet=quiet)

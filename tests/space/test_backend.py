@@ -1,0 +1,84 @@
+"""`SpaceBackend`: the search the Space draws, as plain Python, loaded from the local Hub by id and revision."""
+
+from __future__ import annotations
+
+import pytest
+
+from cie10.errors import Cie10Error
+from cie10.search import EmptyQueryError
+from cie10.space_app import NonsenseQueryError, _load_codes, _load_reranker
+
+pytestmark = pytest.mark.slow
+
+
+def test_loaded_by_hub_id_and_revision(space_backend, space_config) -> None:
+    info = space_backend.info()
+    assert set(info["sources"]) == {"bi_encoder", "reranker", "codes"}
+    for source in info["sources"].values():
+        assert source["revision"] == space_config.revision and len(source["sha"]) == 40
+    assert info["sources"]["codes"]["repo_id"].endswith("/cie10-codes") and info["notes"] == []
+    assert info["index"]["num_codes"] == len(space_backend.searcher.index) and info["reranker"]
+    assert [value for _, value in space_backend.chapters()] == ["9", "10"]
+
+
+def test_titles_in_the_chosen_language(space_backend) -> None:
+    result = space_backend.search("acute myocardial infarction", rerank=False, display_language="fr")
+    assert result["display_language"] == "fr"
+    i21 = next(hit for hit in result["hits"] if hit["code"] == "I21")
+    assert i21["title"] == "Infarctus aigu du myocarde" and i21["english_title"] == "Acute myocardial infarction"
+    assert [step["code"] for step in i21["hierarchy"]] == ["9", "I20-I25"]
+    catalan = space_backend.search("infart agut de miocardi", rerank=False, display_language="ca")
+    assert all(hit["title"] == hit["english_title"] for hit in catalan["hits"])  # no Catalan labels: English
+
+
+def test_filters_and_shortlist(space_backend) -> None:
+    billable = space_backend.search("asthma attack", rerank=False, billable_only=True, top_k=20)
+    assert len(billable["hits"]) == 20 and all(hit["billable"] for hit in billable["hits"])
+    circulatory = space_backend.search("asthma attack", rerank=False, chapter="9")
+    assert all(hit["chapter"] == "9" for hit in circulatory["hits"])
+    reranked = space_backend.search("asthma attack", rerank=True, rerank_top=5, top_k=10)
+    scores = [hit["rerank_score"] for hit in reranked["hits"]]
+    assert all(score is not None for score in scores[:5]) and all(score is None for score in scores[5:])
+    assert reranked["timings"]["rerank_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "options", "error", "message"),
+    [
+        ("", {}, EmptyQueryError, "Empty query"),
+        ("--- 123 ---", {}, NonsenseQueryError, "no words"),
+        ("asma", {"chapter": "99"}, Cie10Error, "unknown chapter"),
+        ("asma", {"top_k": 0}, Cie10Error, "top_k must be"),
+        ("asma", {"rerank_top": "many"}, Cie10Error, "shortlist must be"),
+    ],
+)
+def test_clear_errors(space_backend, query: str, options: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        space_backend.search(query, **options)
+
+
+def test_warnings(space_backend) -> None:
+    long = space_backend.search("insuficiencia cardiaca " * 40, rerank=False)
+    assert long["hits"] and "only the first" in long["warnings"][0]
+    code = space_backend.search("j459", rerank=False)
+    assert any("is itself a code: J45.9 Other and unspecified asthma" in warning for warning in code["warnings"])
+
+
+def test_batch(space_backend) -> None:
+    rows, timings = space_backend.search_batch(
+        ["bronquitis aguda con fiebre y tos", "!!!", "embolie pulmonaire"], top_k=3, rerank=False
+    )
+    assert [row["query"] for row in rows] == ["bronquitis aguda con fiebre y tos"] * 3 + ["!!!"] + [
+        "embolie pulmonaire"
+    ] * 3
+    assert rows[3]["code"] == "" and "no words" in rows[3]["message"]
+    assert rows[0]["language"] == "es" and rows[4]["language"] == "fr" and timings["per_query_s"] > 0
+    with pytest.raises(EmptyQueryError, match="No queries"):
+        space_backend.search_batch([])
+
+
+def test_missing_parts_fall_back_with_a_note(local_hub) -> None:
+    catalog, source, note = _load_codes("cie10-test/no-such-codes", "v9.9", ["J45"])
+    assert source is None and "not used" in note and "installed catalogue" in note and "J45" in catalog.entries
+    reranker, note = _load_reranker("cie10-test/no-such-reranker", None)
+    assert reranker is None and "reranking is off" in note
