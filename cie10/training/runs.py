@@ -1,0 +1,167 @@
+"""What both training recipes share: the run folder, checkpoints and resuming, trainer arguments, publishing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cie10.catalog import SCOPES, CodeEntry
+from cie10.settings import get_settings
+from cie10.training.config import TrainingRunConfig
+from cie10.training.data import TrainingData
+from cie10.training.summary import read_json, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIRNAME = "checkpoints"
+
+
+def prepare_run_dir(config: TrainingRunConfig, *, is_main_process: bool = True) -> Path:
+    """Create `<output_dir>/<run_name>/` and save the config there; a fresh run drops old checkpoints."""
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = run_dir / CHECKPOINTS_DIRNAME
+    if is_main_process:
+        if not config.resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
+            logger.info(
+                "fresh run: removing the checkpoints of an earlier run in %s (use --resume to continue)", run_dir
+            )
+            shutil.rmtree(checkpoints)
+        config.save(run_dir / "config.yaml")
+    return run_dir
+
+
+def resume_checkpoint(config: TrainingRunConfig) -> str | None:
+    """The last checkpoint of the run when resuming (None: start at step 0)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not config.resume:
+        return None
+    folder = config.run_dir / CHECKPOINTS_DIRNAME
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None:
+        logger.warning("--resume: no checkpoint in %s, starting from step 0", folder)
+    else:
+        logger.info("resuming from %s", last)
+    return last
+
+
+def announce_scope(config: TrainingRunConfig, corpus: list[CodeEntry]) -> str:
+    """Log (and return) which catalogue codes the run retrieves among."""
+    where = f", chapters {', '.join(config.chapters)}" if config.chapters else ""
+    line = f"catalogue scope {config.scope!r} ({SCOPES[config.scope]}){where}: {len(corpus)} codes"
+    logger.info("%s", line)
+    return line
+
+
+def trainer_arguments(config: TrainingRunConfig) -> dict[str, Any]:
+    """Keyword arguments of `SentenceTransformerTrainingArguments` / `CrossEncoderTrainingArguments`."""
+    return {
+        "output_dir": str(config.run_dir / CHECKPOINTS_DIRNAME),
+        "num_train_epochs": config.num_train_epochs,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_ratio,
+        "seed": config.seed,
+        "bf16": config.bf16,
+        "eval_strategy": "steps" if config.eval_steps else "no",
+        "eval_steps": config.eval_steps,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "logging_steps": config.logging_steps,
+        "logging_first_step": True,
+        "report_to": "none",
+        "run_name": config.run_name,
+        "disable_tqdm": not config.show_progress_bar,
+        "dataloader_pin_memory": _has_cuda(),
+    }
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def parameters_fingerprint(model: Any) -> str:
+    """A hash of the trainable weights: names an encoding made by exactly these weights."""
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(parameter.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def staging_dir(final: Path) -> Path:
+    """An empty sibling folder to write the final model into before it replaces `final`."""
+    staging = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def swap_into_place(staging: Path, final: Path) -> Path:
+    """Replace `final` by `staging` (a reader sees the old or the new model, never half of one)."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def publish(config: TrainingRunConfig) -> dict[str, Any]:
+    """Publish `models/<run_name>/final` as `<org>/<repo_name>` (tagged `version`); returns where and which sha."""
+    from cie10.hub import publish_folder
+
+    sha = publish_folder(config.final_dir, config.repo_id, "model", version=config.version, target=config.target)
+    logger.info(
+        "published %s to %s%s (%s): %s",
+        config.final_dir,
+        config.repo_id,
+        f"@{config.version}" if config.version else "",
+        config.target,
+        sha,
+    )
+    return {
+        "repo_id": config.repo_id,
+        "version": config.version,
+        "target": config.target,
+        "sha": sha,
+        "org": get_settings().org,
+    }
+
+
+def card_languages(data: TrainingData) -> list[str]:
+    """The card's languages: the queries' plus English (the documents are English titles)."""
+    return sorted({*data.languages, "en"})
+
+
+def dataset_card_entry(data: TrainingData) -> dict[str, str]:
+    """`{"name", "id", "revision"}` for a Hub dataset, `{"name"}` for a local folder."""
+    if Path(data.dataset_id).expanduser().is_dir():
+        return {"name": Path(data.dataset_id).name}
+    return {"name": data.dataset_id.split("/")[-1], "id": data.dataset_id, "revision": data.revision}
+
+
+def evaluate_once(measure: Callable[[], dict], path: Path, key: str, *, is_main_process: bool = True) -> dict:
+    """`measure()` (an evaluation of the base model), kept in `path` under `key`: it is not made twice."""
+    cached = read_json(path)
+    if cached and cached.get("key") == key:
+        logger.info("base model scores measured earlier (%s)", path)
+        return cached["results"]
+    if not is_main_process:
+        return {}
+    logger.info("evaluating the base model")
+    results = measure()
+    write_json_atomic(path, {"key": key, "results": results})
+    return results

@@ -1,0 +1,81 @@
+"""Training configs: YAML round trip, presets, and the CLI's YAML-then-flags precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cie10.errors import ConfigError
+from cie10.training.config import BiEncoderConfig, RerankerConfig, load_config, preset_path
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    config = BiEncoderConfig(
+        base_model="PlanTL-GOB-ES/bsc-bio-ehr-es",
+        languages=["es", "ca"],
+        chapters=["10"],
+        max_steps=7,
+        learning_rate=3e-5,
+        freeze_embeddings=False,
+        loss="cached_mnrl",
+        dataset_revision="v1.0",
+    )
+    path = config.save(tmp_path / "run.yaml")
+    assert load_config(BiEncoderConfig, path) == config
+
+
+def test_defaults_name_the_run_and_the_repo() -> None:
+    bi, rerank = BiEncoderConfig(), RerankerConfig()
+    assert (bi.run_name, bi.repo_name, bi.base_model) == ("cie10-bi", "cie10-bi", "default")
+    assert (rerank.run_name, rerank.repo_name) == ("cie10-rerank", "cie10-rerank")
+    assert rerank.bi_encoder_id == str(Path("models") / "cie10-bi" / "final")
+    assert bi.final_dir == Path("models") / "cie10-bi" / "final"
+
+
+def test_unknown_keys_and_scopes_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("learning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rat"):
+        load_config(BiEncoderConfig, tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="scope"):
+        BiEncoderConfig(scope="everything")
+
+
+@pytest.mark.parametrize("name", ["quickstart-bi-encoder", "quickstart-reranker", "gpu-bi-encoder", "gpu-reranker"])
+def test_presets_load(name: str) -> None:
+    cls = RerankerConfig if "reranker" in name else BiEncoderConfig
+    assert preset_path(name) is not None
+    config = load_config(cls, name)
+    assert config.scope == ("full" if name.startswith("gpu") else "quickstart")
+
+
+def test_cli_flags_override_the_yaml_file(tmp_path: Path) -> None:
+    from cie10.cli import build_parser
+    from cie10.commands.train import config_from_args
+
+    (tmp_path / "run.yaml").write_text("max_steps: 5\nbatch_size: 8\nlanguages: [es, fr]\n")
+    args = build_parser().parse_args(
+        [
+            "train",
+            "bi-encoder",
+            "--config",
+            str(tmp_path / "run.yaml"),
+            "--batch-size",
+            "4",
+            "--scope",
+            "full",
+            "--no_freeze_embeddings",
+            "--base_model",
+            "PlanTL-GOB-ES/bsc-bio-ehr-es",
+        ]
+    )
+    config = config_from_args(args)
+    assert isinstance(config, BiEncoderConfig)
+    assert (config.max_steps, config.batch_size, config.languages) == (5, 4, ["es", "fr"])
+    assert (config.scope, config.freeze_embeddings, config.base_model) == (
+        "full",
+        False,
+        "PlanTL-GOB-ES/bsc-bio-ehr-es",
+    )
+    rerank = config_from_args(build_parser().parse_args(["train", "reranker", "--candidates", "3"]))
+    assert isinstance(rerank, RerankerConfig) and rerank.candidates == 3

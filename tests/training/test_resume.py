@@ -1,0 +1,67 @@
+"""An interrupted run resumes from its last checkpoint and goes on counting steps from there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+pytestmark = pytest.mark.slow
+
+
+class Interrupt(TrainerCallback):
+    """Stops the run like Ctrl-C, right after the checkpoint of `at_step` is written."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at_step:
+            raise KeyboardInterrupt
+
+
+class FirstStep(TrainerCallback):
+    """Records the global step at which training (re)starts."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.first is None:
+            self.first = state.global_step
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(terminology_dataset: Path, tmp_path: Path) -> None:
+    from cie10.training.bi_encoder import train_bi_encoder
+    from cie10.training.config import BiEncoderConfig
+
+    settings = dict(
+        dataset=str(terminology_dataset),
+        scope="categories",
+        chapters=["10"],
+        output_dir=str(tmp_path),
+        run_name="resume",
+        max_steps=4,
+        save_steps=2,
+        batch_size=4,
+        num_hard_negatives=0,
+        freeze_layers=10,
+        max_eval_queries=8,
+        build_index=False,
+        show_progress_bar=False,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train_bi_encoder(BiEncoderConfig(**settings), callbacks=[Interrupt(at_step=2)])
+    checkpoints = tmp_path / "resume" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-2"]
+    assert not (tmp_path / "resume" / "final").exists()
+    base_eval = (tmp_path / "resume" / "base_eval.json").stat().st_mtime
+
+    first = FirstStep()
+    summary = train_bi_encoder(BiEncoderConfig(**settings, resume=True), callbacks=[first])
+    assert first.first == 2  # continued, did not start over
+    assert summary["training"]["global_step"] == 4
+    assert summary["training"]["resumed_from"].endswith("checkpoint-2")
+    assert (tmp_path / "resume" / "base_eval.json").stat().st_mtime == base_eval  # base scores not re-measured
+    assert (tmp_path / "resume" / "final" / "model.safetensors").is_file()
