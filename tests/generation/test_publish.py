@@ -15,8 +15,10 @@ from cie10.settings import get_settings
 
 @pytest.mark.slow
 def test_terminology_dataset_published_and_loaded_per_language(
-    local_hub: LocalHubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_hub: LocalHubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a namespace of its own: the release tests publish <org>/cie10-synth in the same session's Hub
+    monkeypatch.setenv("CIE10_ORG", "cie10-generation-test")
     out = tmp_path / "cie10-synth"
     argv = ["generate", "--backend", "terminology", "--scope", "quickstart", "--dedup", "false"]
     argv += ["--output_dir", str(out), "--show_progress_bar", "false", "--publish", "--version", "v0.1"]
