@@ -99,28 +99,25 @@ class CodeIndex:
         return cls.load(Path(paths[0]).parent)
 
 
-def encode_documents(model, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
-    """Normalised float32 document embeddings, with the model's document prompt when it has one."""
+def _encode(model, texts: list[str], prompt: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
     return model.encode(
         texts,
-        prompt_name=prompt_name(model, DOCUMENT_PROMPT_NAME),
+        prompt_name=prompt_name(model, prompt),
         batch_size=batch_size,
         normalize_embeddings=True,
         convert_to_numpy=True,
         show_progress_bar=show_progress_bar,
     ).astype(np.float32)
+
+
+def encode_documents(model, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
+    """Normalised float32 document embeddings, with the model's document prompt when it has one."""
+    return _encode(model, texts, DOCUMENT_PROMPT_NAME, batch_size, show_progress_bar)
 
 
 def encode_queries(model, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
     """Normalised float32 query embeddings, with the model's query prompt when it has one."""
-    return model.encode(
-        texts,
-        prompt_name=prompt_name(model, QUERY_PROMPT_NAME),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=show_progress_bar,
-    ).astype(np.float32)
+    return _encode(model, texts, QUERY_PROMPT_NAME, batch_size, show_progress_bar)
 
 
 def build_code_index(

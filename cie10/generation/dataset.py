@@ -26,7 +26,7 @@ from cie10.generation.config import SYNTH_REPO_NAME, GenerationConfig
 from cie10.generation.curation import CurationReport
 from cie10.generation.llm import RunReport
 from cie10.generation.pairs import Pair
-from cie10.generation.prompts import LANGUAGE_NAMES
+from cie10 import LANGUAGE_NAMES
 from cie10.generation.splits import SPLITS
 from cie10.generation.terminology import NO_TERMINOLOGY
 from cie10.settings import get_settings

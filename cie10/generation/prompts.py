@@ -15,18 +15,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field
 
+from cie10 import LANGUAGE_NAMES
 from cie10.catalog import Catalog
 from cie10.errors import ConfigError
 
 TEMPLATES_DIR = Path(__file__).parent / "prompts"
-LANGUAGE_NAMES: dict[str, str] = {
-    "en": "English",
-    "es": "Spanish",
-    "ca": "Catalan",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "fr": "French",
-}
 
 
 class HardNegative(BaseModel):

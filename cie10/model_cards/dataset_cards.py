@@ -15,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from cie10 import LANGUAGES
+from cie10 import LANGUAGE_NAMES, LANGUAGES
 from cie10.catalog import LABEL_LANGUAGES, MISSING_SOURCES, Catalog
 from cie10.catalog_sources import SOURCE_LICENSES, package_version
 from cie10.errors import Cie10Error
@@ -27,15 +27,6 @@ logger = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 THIN_SHARE = 0.25
 """A language with fewer training rows than this share of the best-covered one is called thin on the cards."""
-LANGUAGE_NAMES: dict[str, str] = {
-    "en": "English",
-    "es": "Spanish",
-    "ca": "Catalan",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "fr": "French",
-    "de": "German",
-}
 REPORT_FILE = "generation_report.json"
 
 
