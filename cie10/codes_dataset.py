@@ -27,9 +27,7 @@ def _card(catalog: Catalog, rows: int) -> str:
         "tags": ["icd-10", "icd-10-cm", "cie-10", "clinical-coding", "medical"],
         "pretty_name": "ICD-10-CM 2026 code catalogue with multilingual labels",
         "size_categories": ["10K<n<100K"],
-        "configs": [
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/codes.parquet"}]}
-        ],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/codes.parquet"}]}],
     }
     coverage_lines = [
         "| language | codes with own label | billable with own label | billable with own or inherited |",
@@ -41,18 +39,14 @@ def _card(catalog: Catalog, rows: int) -> str:
             f"{row['billable_with_inherited_or_own']} / {row['billable_total']} |"
         )
     report = catalog.join_report
-    join_lines = [
-        "| language/source | joined | rejected: titles disagree | rejected: V00-Y99 4th char | not in CM |"
-    ]
+    join_lines = ["| language/source | joined | rejected: titles disagree | rejected: V00-Y99 4th char | not in CM |"]
     join_lines.append("|---|---|---|---|---|")
     for key in sorted(set(report.accepted) | set(report.rejected_meaning)):
         join_lines.append(
             f"| {key} | {report.accepted[key]} | {report.rejected_meaning[key]} | "
             f"{report.rejected_v_y_4char[key]} | {report.not_in_cm[key]} |"
         )
-    sources = "\n".join(
-        f"- `{name}` {package_version(name)}: {license_}" for name, license_ in SOURCE_LICENSES.items()
-    )
+    sources = "\n".join(f"- `{name}` {package_version(name)}: {license_}" for name, license_ in SOURCE_LICENSES.items())
     missing = "\n".join(f"- `{lang}`: {why}" for lang, why in MISSING_SOURCES.items())
     return f"""---
 {yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip()}

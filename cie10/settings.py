@@ -21,9 +21,7 @@ class Settings:
 
     org: str = field(default_factory=lambda: _env("CIE10_ORG", "cie10"))
     """Hub namespace `<org>` of every published repo (`CIE10_ORG`)."""
-    home: Path = field(
-        default_factory=lambda: Path(_env("CIE10_HOME", str(Path.home() / ".cache" / "cie10")))
-    )
+    home: Path = field(default_factory=lambda: Path(_env("CIE10_HOME", str(Path.home() / ".cache" / "cie10"))))
     """Cache folder outside git: embedded model, local Hub mirrors, LLM response cache (`CIE10_HOME`)."""
     torch_threads: int = field(default_factory=lambda: int(_env("CIE10_TORCH_THREADS", "1")))
     """Torch intra-op threads; one is often fastest on 2 shared cores (`CIE10_TORCH_THREADS`)."""

@@ -21,9 +21,7 @@ def _show(args: argparse.Namespace) -> int:
     out.write(f"  kind: {entry.kind}   billable: {'yes' if entry.billable else 'no'}\n")
     out.write(f"  path: {' > '.join(catalog.path(entry.code))}\n")
     if entry.children:
-        out.write(
-            f"  children: {', '.join(entry.children[:20])}{' ...' if len(entry.children) > 20 else ''}\n"
-        )
+        out.write(f"  children: {', '.join(entry.children[:20])}{' ...' if len(entry.children) > 20 else ''}\n")
     for term in entry.inclusion_terms:
         out.write(f"  includes: {term}\n")
     for language in LABEL_LANGUAGES[1:]:
@@ -45,9 +43,7 @@ def _stats(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     out = sys.stdout
     out.write(f"{catalog.version}: {len(catalog)} entries\n\n")
-    out.write(
-        f"{'lang':<5} {'own labels':>10} {'billable own':>13} {'billable own+inherited':>23}  sources\n"
-    )
+    out.write(f"{'lang':<5} {'own labels':>10} {'billable own':>13} {'billable own+inherited':>23}  sources\n")
     for row in catalog.coverage():
         out.write(
             f"{row['language']:<5} {row['codes_with_own_label']:>10} {row['billable_with_own_label']:>13} "
@@ -55,9 +51,7 @@ def _stats(args: argparse.Namespace) -> int:
             f"{', '.join(row['sources']) or '-'}  {row['note']}\n"
         )
     report = catalog.join_report
-    out.write(
-        "\njoin: accepted / rejected (titles disagree) / rejected (V00-Y99 4th character) / not in CM\n"
-    )
+    out.write("\njoin: accepted / rejected (titles disagree) / rejected (V00-Y99 4th character) / not in CM\n")
     for key in sorted(report.accepted):
         out.write(
             f"  {key:<22} {report.accepted[key]:>6} {report.rejected_meaning[key]:>6} "

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from cie10 import LANGUAGE_NAMES
 from cie10.catalog import Catalog
 from cie10.catalog_sources import SOURCE_LICENSES, package_version
 from cie10.errors import Cie10Error
@@ -26,7 +27,6 @@ from cie10.generation.config import SYNTH_REPO_NAME, GenerationConfig
 from cie10.generation.curation import CurationReport
 from cie10.generation.llm import RunReport
 from cie10.generation.pairs import Pair
-from cie10 import LANGUAGE_NAMES
 from cie10.generation.splits import SPLITS
 from cie10.generation.terminology import NO_TERMINOLOGY
 from cie10.settings import get_settings
