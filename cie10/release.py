@@ -306,6 +306,8 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
     build_metric_card(Path(config.harness), repos).save(folders["metric"] / "README.md")
 
     link_tree(Path(config.space), folders["space"])
+    # `cie10` is not on PyPI: the Space ships the package beside app.py, at the release's exact code
+    link_tree(Path(__file__).parent, folders["space"] / "cie10", skip_files=())
     build_space_card(Path(config.space), repos).save(folders["space"] / "README.md")
 
     published = [PublishedRepo(repo, folders[repo.key]) for repo in repos.ordered()]

@@ -99,6 +99,8 @@ def test_each_tag_loads_its_own_models_and_data(published, release_v1, release_v
         assert pq.read_metadata(codes).num_rows == pq.read_metadata(codes_folder / "data" / "codes.parquet").num_rows
         app = hub.download_file(repos.space.repo_id, "app.py", repo_type="space", revision=version)
         assert Path(app).read_text() == (inputs.space / "app.py").read_text()
+        shipped = hub.download_file(repos.space.repo_id, "cie10/search.py", repo_type="space", revision=version)
+        assert "class CodeSearcher" in Path(shipped).read_text()
         hub.download_file(repos.metric.repo_id, "cie10_retrieval.py", repo_type="space", revision=version)
     # v1.1 has no Italian or Portuguese rows; v1.0 has Portuguese
     assert "pt" not in hub.load_dataset(repos.synth.repo_id, revision="v1.1", name="all")["train"]["language"]
