@@ -29,8 +29,12 @@ logger = logging.getLogger(__name__)
 MAX_MRR_LOSS = 0.005
 BACKEND_PACKAGES: tuple[str, ...] = ("onnxruntime", "optimum", "optimum-onnx", "onnx", "transformers")
 KNOWN_REGISTRY_STATE = (
-    "optimum-onnx 0.1.0 (the only release on PyPI) requires transformers<4.58; the project pins transformers "
-    "5.24.0, so sentence-transformers' ONNX backend cannot be installed beside it without changing dependencies"
+    "optimum-onnx 0.1.0 (the official release on PyPI) requires transformers<4.58; the project pins transformers "
+    "5.24.0, so sentence-transformers' ONNX backend cannot be installed beside it without changing dependencies. "
+    "Tried on 2026-11-25: the fork optimum-onnx-naf 0.1.1 (transformers<6) installs with optimum 2.3.0 and "
+    "onnxruntime 1.32.0, but its exporter fails on transformers 5.24 (TypeError: sdpa_mask_without_vmap() missing "
+    "'cache_position': transformers changed its masking API); OpenVINO (optimum-intel 2.2.0) requires "
+    "transformers<5.6 and huggingface-hub<1.22"
 )
 
 
