@@ -29,6 +29,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 QUICK_RESULTS_DIR = RESULTS_DIR / "quick"
 """Smoke runs (`--quick`) write here (git-ignored), never over the real results."""
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+GENERATED_FILES: tuple[str, ...] = ("benchmarks/results", "benchmarks/RESULTS.md", "README.md", "docs/scaling.md")
+"""What a benchmark run rewrites itself: changes there do not make its commit "dirty"."""
 SCHEMA_VERSION = 1
 BENCHMARKS: tuple[str, ...] = ("quality", "speed", "scale", "space_memory", "onnx_int8")
 """Run order of `run_all`; each is `benchmarks/<name>.py` and writes `results/<name>.json`."""
@@ -206,7 +208,7 @@ def provenance(
     config: BenchConfig, run_id: str, started: float, load_at_start: list[float] | None = None
 ) -> dict[str, Any]:
     """Command, commit, machine (load average at the start and the end), versions, Hub endpoint and timing."""
-    commit, dirty = git_state()
+    commit, dirty = git_state(ignore=GENERATED_FILES)
     versions = package_versions()
     import importlib.metadata
 

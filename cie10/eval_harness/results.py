@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,27 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_state() -> tuple[str | None, bool | None]:
-    """(HEAD commit, whether the work tree has changes) of the checkout `cie10` runs from; None outside git."""
-    root = Path(__file__).resolve().parents[2]
+def git_state(ignore: Sequence[str] = (), root: Path | None = None) -> tuple[str | None, bool | None]:
+    """(HEAD commit, whether the work tree has changes outside `ignore`) of `root` (default: the checkout `cie10`
+    runs from). `ignore`: paths relative to it that a run writes itself (its own result files). None outside git.
+    """
+    root = root or Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                *(f":(exclude){path}" for path in ignore),
+            ],
             capture_output=True,
             text=True,
             timeout=10,

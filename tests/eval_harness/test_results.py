@@ -77,3 +77,26 @@ def test_cli_report(catalog, tmp_path: Path, capsys) -> None:
     _run(catalog, tmp_path)
     assert main(["evaluate", "report", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("# CIE10Retrieval: bm25-en-es")
+
+
+def test_git_state_ignores_the_files_a_run_writes(tmp_path) -> None:
+    import subprocess
+
+    from cie10.eval_harness.results import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "speed.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    commit, dirty = git_state(root=tmp_path)
+    assert commit is not None and len(commit) == 40 and dirty is False
+    (tmp_path / "results" / "speed.json").write_text('{"p50_ms": 1}\n')  # the run rewrote its own results
+    assert git_state(root=tmp_path) == (commit, True)
+    assert git_state(ignore=("results",), root=tmp_path) == (commit, False)
+    (tmp_path / "code.py").write_text("x = 2\n")  # an uncommitted code change still counts
+    assert git_state(ignore=("results",), root=tmp_path) == (commit, True)
