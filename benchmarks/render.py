@@ -497,13 +497,14 @@ def headline(results: dict[str, dict[str, Any]]) -> str:
         "",
     ]
     quality = results.get("quality", {})
-    rows = quality.get("results", {}).get("rows", []) if not _unavailable(quality) else []
-    header_row = ["system", "synthetic test MRR@10", "CodiEsp mention Acc@1", "CodiEsp mention R@5"]
+    scopes = {} if _unavailable(quality) else quality.get("results", {}).get("scopes", {})
+    scope = "full" if "full" in scopes else next(iter(scopes), None)  # the targets' scope too
+    rows = [
+        row for row in quality.get("results", {}).get("rows", []) if row["scope"] == scope and row["subset"] == "all"
+    ]
     body = []
     for short in HEADLINE_SYSTEMS:
-        picked = {
-            row["set"]: row for row in rows if row["subset"] == "all" and _headline_system(row["system"]) == short
-        }
+        picked = {row["set"]: row for row in rows if _headline_system(row["system"]) == short}
         if not picked:
             continue
         synthetic, mentions = picked.get("synthetic-test", {}), picked.get("codiesp-mentions", {})
@@ -516,10 +517,8 @@ def headline(results: dict[str, dict[str, Any]]) -> str:
             ]
         )
     if body:
-        scopes = ", ".join(
-            f"`{scope}` ({info['num_codes']:,} codes)" for scope, info in quality["results"]["scopes"].items()
-        )
-        lines += [table(header_row, body), "", f"Searched codes: {scopes}.", ""]
+        header_row = ["system", "synthetic test MRR@10", "CodiEsp mention Acc@1", "CodiEsp mention R@5"]
+        lines += [table(header_row, body), "", f"Searched codes: `{scope}` ({scopes[scope]['num_codes']:,} codes).", ""]
     targets = [target for name in BENCHMARKS for target in results.get(name, {}).get("targets", [])]
     for target in targets:
         unit = f" {target['unit']}" if target.get("unit") else ""
