@@ -377,7 +377,7 @@ class SpaceBackend:
                 sources["reranker"] = Source(config.reranker_id, config.reranker_revision, sha)
                 evidence = _reranker_evidence(config.reranker_id, config.reranker_revision)
                 if evidence is not None:
-                    notes.append(evidence.describe())
+                    logger.info("%s", evidence.describe())
             else:
                 notes.append(note)
 
