@@ -127,6 +127,14 @@ def header(results: dict[str, dict[str, Any]]) -> str:
 # ------------------------------------------------------------------------------------------- targets
 
 
+def _target_value(target: dict[str, Any]) -> str:
+    """A target's measured value with its unit (3 decimals for scores, 1 for times and sizes)."""
+    if target["value"] is None:
+        return "–"
+    unit = f" {target['unit']}" if target.get("unit") else ""
+    return f"{_num(target['value'], 3 if not unit else 1)}{unit}"
+
+
 def targets_section(results: dict[str, dict[str, Any]]) -> str:
     """Every target with its measured value, status and gap; what would close the missed ones."""
     entries = [target for name in BENCHMARKS for target in results.get(name, {}).get("targets", [])]
@@ -136,7 +144,7 @@ def targets_section(results: dict[str, dict[str, Any]]) -> str:
     closing: dict[str, list[str]] = {}
     for target in entries:
         unit = f" {target['unit']}" if target.get("unit") else ""
-        value = "–" if target["value"] is None else f"{_num(target['value'], 3 if not unit else 1)}{unit}"
+        value = _target_value(target)
         gap = ""
         if target["status"] in ("missed", "not comparable") and target.get("gap"):
             gap = f"{_num(target['gap'], 3 if not unit else 1)}{unit} ({target.get('gap_relative', 0):.0%})"
@@ -521,9 +529,7 @@ def headline(results: dict[str, dict[str, Any]]) -> str:
         lines += [table(header_row, body), "", f"Searched codes: `{scope}` ({scopes[scope]['num_codes']:,} codes).", ""]
     targets = [target for name in BENCHMARKS for target in results.get(name, {}).get("targets", [])]
     for target in targets:
-        unit = f" {target['unit']}" if target.get("unit") else ""
-        value = "–" if target["value"] is None else f"{_num(target['value'], 3 if not unit else 1)}{unit}"
-        lines.append(f"- {target['label']}: {value} (goal {target['target']}): **{target['status']}**")
+        lines.append(f"- {target['label']}: {_target_value(target)} (goal {target['target']}): **{target['status']}**")
     return "\n".join(lines).rstrip() + "\n"
 
 
