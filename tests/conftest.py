@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 
@@ -27,3 +28,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 pytest_plugins: list[str] = ["tests.fixtures.hub", "tests.fixtures.models", "tests.fixtures.gemini_standin"]
+
+
+def pytest_unconfigure(config: object) -> None:
+    """Remove the session's Hub cache and mirror (about 2 GB) once every fixture has finished."""
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
