@@ -214,6 +214,13 @@ class RerankerConfig(TrainingRunConfig):
         },
     )
     batch_size: int = field(default=8, metadata={"help": "groups per device per step"})
+    mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "(mention, title) pairs per forward pass of the listwise loss (None: the loss's default, "
+            "batch_size pairs; -1: every pair of a step at once). Larger: fewer forward passes per step, if memory allows"
+        },
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate"})
     head_learning_rate: float | None = field(
         default=3e-3,

@@ -299,8 +299,8 @@ def make_loss(model: Any, config: RerankerConfig) -> Any:
     from sentence_transformers.cross_encoder import losses
 
     if config.loss == "listnet":
-        return losses.ListNetLoss(model)
-    return losses.LambdaLoss(model)
+        return losses.ListNetLoss(model, mini_batch_size=config.mini_batch_size)
+    return losses.LambdaLoss(model, mini_batch_size=config.mini_batch_size)
 
 
 # ---------------------------------------------------------------------------------------------- 4. arguments
