@@ -604,7 +604,7 @@ def olah_bin() -> str:
         if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
             raise HubError(f"CIE10_OLAH_BIN={configured} is not an executable file")
         return configured
-    bundled = Path(__file__).resolve().parents[1] / ".venv-olah" / "bin" / "olah-cli"
+    bundled = Path(__file__).resolve().parents[2] / ".venv-olah" / "bin" / "olah-cli"
     if bundled.is_file() and os.access(bundled, os.X_OK):
         return str(bundled)
     found = shutil.which("olah-cli")
