@@ -1,16 +1,24 @@
-"""The code index: every catalogue title encoded once, saved beside the model so nobody re-encodes it.
+"""The code index: every name of every code encoded once, saved beside the model so nobody re-encodes it.
 
-Folder layout (`code_index/` inside a model repo): `embeddings.npy` (float32, L2-normalised, one row per code),
-`codes.json` (the row order) and `meta.json` (model, catalogue version, scope, dimension). Building resumes from
-finished chunks, so an interrupted encode of the full catalogue (about 98k titles) does not start over.
+A code is indexed by its English ICD-10-CM title alone (`names="title"`), or by all its names (`"all"`: title,
+inclusion terms, its own WHO / CIE-10 labels, translated labels) and optionally coded example mentions
+(`"all+examples"`); a code's score is the best of its rows, and a hit says which name matched.
+
+Folder layout (`code_index/` inside a model repo): `embeddings.npy` (float16, L2-normalised, one title row per
+code), `codes.json` (their order), `names.npy` (the other rows, grouped by code), `rows.json` (every row:
+code, text, language, source) and `meta.json` (model, catalogue version, scope, names setting, counts). An index
+saved before names were kept (float32 `embeddings.npy` + `codes.json`) still loads. Building encodes rows
+shortest first and resumes from finished chunks, so an interrupted encode of the full catalogue does not start over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +26,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cie10.catalog import Catalog, CodeEntry
+from cie10.errors import Cie10Error
+from cie10.generation.pairs import normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +35,12 @@ INDEX_DIRNAME = "code_index"
 QUERY_PROMPT_NAME = "query"
 DOCUMENT_PROMPT_NAME = "document"
 _CHUNK = 2048
+DOCUMENTS: dict[str, str] = {
+    "title": "English ICD-10-CM title, with the model's document prompt",
+    "all": "every name: English title, inclusion terms, own WHO/CIE-10 labels (es, fr, pt, it, de), translated "
+    "labels; with the model's document prompt",
+    "all+examples": "every name plus coded example mentions (e.g. CodiEsp train); with the model's document prompt",
+}
 
 
 def document_text(entry: CodeEntry) -> str:
@@ -37,66 +53,293 @@ def prompt_name(model, wanted: str) -> str | None:
     return wanted if wanted in (getattr(model, "prompts", None) or {}) else None
 
 
+NAME_SETTINGS: tuple[str, ...] = ("title", "all", "all+examples")
+"""What a code is indexed by: its English title alone; every name (title, inclusion terms, WHO/CIE-10 labels,
+translated labels); or every name plus coded example mentions."""
+NAME_LANGUAGES: tuple[str, ...] = ("es", "fr", "pt", "it", "de")
+"""Languages of the catalogue's own (non-inherited) WHO / CIE-10 labels that become rows."""
+TITLE_SOURCE = "icd10cm-2026"
+INCLUSION_SOURCE = "icd10cm-2026:inclusion"
+SHORTLIST = 100
+"""Codes rescored exactly per query after the int8 scan (at least 5 times k); measured in docs/training.md."""
+NameTriples = dict[str, list[tuple[str, str, str]]]
+"""code -> [(text, language, source)]: extra names (e.g. Apertium translations) or coded example mentions."""
+_SCAN_ROWS = 4096
+_QUERY_BLOCK = 64
+
+
+class IndexSettingError(Cie10Error):
+    """An unknown `names` setting or an index whose files disagree."""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One row of the index: a name (or an example mention) of `code` in `language`, from `source`."""
+
+    code: str
+    text: str
+    language: str
+    source: str
+
+
+def check_names_setting(names: str) -> str:
+    """`names` if it is one of `NAME_SETTINGS`, else one clear error."""
+    if names not in NAME_SETTINGS:
+        raise IndexSettingError(f"unknown index names setting {names!r}: choose one of {', '.join(NAME_SETTINGS)}")
+    return names
+
+
+def code_rows(
+    entry: CodeEntry,
+    names: str = "all",
+    extra: Sequence[tuple[str, str, str]] = (),
+    examples: Sequence[tuple[str, str, str]] = (),
+) -> list[IndexRow]:
+    """The rows of one code, title first; identical normalised texts are kept once (the first source wins)."""
+    check_names_setting(names)
+    candidates = [(document_text(entry), "en", TITLE_SOURCE)]
+    if names != "title":
+        candidates += [(term, "en", INCLUSION_SOURCE) for term in entry.inclusion_terms]
+        candidates += [
+            (lab.text, lab.language, lab.source) for lang in NAME_LANGUAGES for lab in entry.own_labels(lang)
+        ]
+        candidates += list(extra)
+        if names == "all+examples":
+            candidates += list(examples)
+    rows, seen = [], set()
+    for text, language, source in candidates:
+        key = normalize_text(text)
+        if key and key not in seen:
+            seen.add(key)
+            rows.append(IndexRow(entry.code, text.strip(), language, source))
+    return rows
+
+
+def index_rows(
+    entries: Sequence[CodeEntry],
+    names: str = "title",
+    extra_names: NameTriples | None = None,
+    examples: NameTriples | None = None,
+) -> list[IndexRow]:
+    """Every row of an index: the titles in code order, then the other rows grouped by code in the same order."""
+    per_code = [
+        code_rows(entry, names, (extra_names or {}).get(entry.code, ()), (examples or {}).get(entry.code, ()))
+        for entry in entries
+    ]
+    return [rows[0] for rows in per_code] + [row for rows in per_code for row in rows[1:]]
+
+
+def _row_counts(rows: Sequence[IndexRow], attribute: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[getattr(row, attribute)] = counts.get(getattr(row, attribute), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row int8 rows and their float32 scales (`row ≈ int8 * scale`)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    scale = np.abs(matrix).max(axis=1) / 127.0 if len(matrix) else np.zeros(0, dtype=np.float32)
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    return np.round(matrix / scale[:, None]).astype(np.int8), scale
+
+
 @dataclass
 class CodeIndex:
-    """Normalised title embeddings of a set of codes, searchable by cosine similarity."""
+    """Normalised embeddings of the names of a set of codes, searched by cosine similarity.
+
+    `embeddings` holds one row per code, its English title, in `codes` order (what older indexes held);
+    `name_embeddings` the code's other names, grouped by code, described by `rows` (every row, titles first).
+    A code's score is the best of its rows. Rows are float16; a search scans an int8 copy and rescores the
+    best `SHORTLIST` codes exactly from the float16 rows, in float32.
+    """
 
     codes: list[str]
     embeddings: np.ndarray
     meta: dict = field(default_factory=dict)
+    rows: list[IndexRow] | None = None
+    """Every row (titles first); None for an index saved before names were kept (one title row per code)."""
+    name_embeddings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.row_of = {code: row for row, code in enumerate(self.codes)}
+        titles = np.asarray(self.embeddings)
+        dimension = titles.shape[1] if titles.ndim == 2 else 0
+        others = (
+            np.asarray(self.name_embeddings)
+            if self.name_embeddings is not None
+            else np.zeros((0, dimension), dtype=np.float16)
+        )
+        if self.rows is None and len(others):
+            raise IndexSettingError("an index with name rows beyond the titles needs `rows` describing them")
+        if len(titles) != len(self.codes):
+            raise IndexSettingError(f"the index holds {len(titles)} title rows for {len(self.codes)} codes")
+        if self.rows is not None and len(self.rows) != len(titles) + len(others):
+            raise IndexSettingError(f"the index describes {len(self.rows)} rows but holds {len(titles) + len(others)}")
+        self.vectors = np.concatenate([titles, others]).astype(np.float16, copy=False) if len(others) else titles
+        self.vectors = self.vectors.astype(np.float16, copy=False)
+        self.embeddings = self.vectors[: len(self.codes)]
+        self.name_embeddings = self.vectors[len(self.codes) :]
+        extra_codes = [self.row_of[row.code] for row in (self.rows or [])[len(self.codes) :]]
+        self.row_code = np.concatenate([np.arange(len(self.codes)), np.asarray(extra_codes, dtype=np.int64)])
+        order = np.argsort(self.row_code, kind="stable")  # each code's title row first, then its other rows
+        self._code_rows = order
+        self._code_start = np.searchsorted(self.row_code[order], np.arange(len(self.codes) + 1))
+        self._int8: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
 
+    @property
+    def num_rows(self) -> int:
+        """Rows searched (titles and other names)."""
+        return len(self.vectors)
+
+    def row(self, position: int) -> IndexRow | None:
+        """What row `position` holds, or None for an old title-only index without `rows`."""
+        return self.rows[position] if self.rows is not None and 0 <= position < len(self.rows) else None
+
+    def memory_bytes(self) -> int:
+        """Bytes the search holds: float16 rows, plus the int8 copy and scales once a search built them."""
+        scan = self._int8[0].nbytes + self._int8[1].nbytes if self._int8 is not None else 0
+        return int(self.vectors.nbytes + scan)
+
+    def _scan_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._int8 is None:
+            parts = [quantize_rows(self.vectors[s : s + 65536]) for s in range(0, self.num_rows, 65536)]
+            self._int8 = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        return self._int8
+
+    def _code_max(self, row_scores: np.ndarray) -> np.ndarray:
+        """(queries, codes): each code's best row score."""
+        best = row_scores[:, : len(self.codes)].copy()
+        if self.num_rows > len(self.codes):
+            extra_codes = self.row_code[len(self.codes) :]
+            starts = np.flatnonzero(np.r_[True, extra_codes[1:] != extra_codes[:-1]])
+            grouped = np.maximum.reduceat(row_scores[:, len(self.codes) :], starts, axis=1)
+            targets = extra_codes[starts]
+            best[:, targets] = np.maximum(best[:, targets], grouped)
+        return best
+
+    def _approximate(self, queries: np.ndarray) -> np.ndarray:
+        """(queries, codes) scores from the int8 rows, converted to float32 a chunk at a time."""
+        quantized, scale = self._scan_matrix()
+        scores = np.empty((len(queries), self.num_rows), dtype=np.float32)
+        buffer = np.empty((min(_SCAN_ROWS, self.num_rows), quantized.shape[1]), dtype=np.float32)
+        for start in range(0, self.num_rows, _SCAN_ROWS):
+            chunk = buffer[: min(_SCAN_ROWS, self.num_rows - start)]
+            np.copyto(chunk, quantized[start : start + len(chunk)], casting="unsafe")
+            np.matmul(queries, chunk.T, out=scores[:, start : start + len(chunk)])
+        scores *= scale[None, :]
+        return self._code_max(scores)
+
+    def _rescore(self, query: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact float32 (best score, best row) of each candidate code, from its float16 rows."""
+        starts, ends = self._code_start[candidates], self._code_start[candidates + 1]
+        lengths = ends - starts
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        positions = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        rows = self._code_rows[positions]
+        scores = self.vectors[rows].astype(np.float32) @ query
+        owner = np.repeat(np.arange(len(candidates)), lengths)
+        best = np.lexsort((-scores, owner))[offsets]
+        return scores[best], rows[best]
+
+    def search(
+        self, query_embeddings: np.ndarray, k: int, allowed: np.ndarray | None = None, shortlist: int = SHORTLIST
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores, code positions, matched row positions) of the k best codes per query, best first.
+
+        Every code appears once (its best row); `allowed` is a boolean mask over codes. Where fewer than k
+        codes are allowed, the tail holds -inf scores and -1 positions.
+        """
+        queries = np.atleast_2d(np.asarray(query_embeddings, dtype=np.float32))
+        k = min(k, len(self.codes))
+        depth = min(len(self.codes), max(shortlist, 5 * k))
+        out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_codes = np.full((len(queries), k), -1, dtype=np.int64)
+        out_rows = np.full((len(queries), k), -1, dtype=np.int64)
+        if k == 0:
+            return out_scores, out_codes, out_rows
+        for block in range(0, len(queries), _QUERY_BLOCK):
+            approximate = self._approximate(queries[block : block + _QUERY_BLOCK])
+            if allowed is not None:
+                approximate[:, ~allowed] = -np.inf
+            candidates = np.argpartition(-approximate, depth - 1, axis=1)[:, :depth]
+            for offset, (query, codes) in enumerate(
+                zip(queries[block : block + _QUERY_BLOCK], candidates, strict=True)
+            ):
+                codes = codes[np.isfinite(approximate[offset, codes])]
+                scores, rows = self._rescore(query, codes)
+                order = np.argsort(-scores, kind="stable")[:k]
+                position = block + offset
+                out_scores[position, : len(order)] = scores[order]
+                out_codes[position, : len(order)] = codes[order]
+                out_rows[position, : len(order)] = rows[order]
+        return out_scores, out_codes, out_rows
+
     def top_k(
         self, query_embeddings: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, row indices) of the k best codes per query, best first; `allowed` is a boolean row mask."""
-        scores = np.asarray(query_embeddings, dtype=np.float32) @ self.embeddings.T
-        if allowed is not None:
-            scores = np.where(allowed[None, :], scores, -np.inf)
-        k = min(k, scores.shape[1])
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
-        return np.take_along_axis(part_scores, order, axis=1), np.take_along_axis(part, order, axis=1)
+        """(scores, code positions) of the k best codes per query, best first (see `search`)."""
+        scores, codes, _ = self.search(query_embeddings, k, allowed)
+        return scores, codes
+
+    def subset(self, codes: Sequence[str]) -> CodeIndex:
+        """The index over `codes` only (all of which it must hold), in that order, with their other names."""
+        positions = [self.row_of[code] for code in codes]
+        extra: list[int] = []
+        for position in positions:
+            extra += [int(r) for r in self._code_rows[self._code_start[position] + 1 : self._code_start[position + 1]]]
+        rows = None if self.rows is None else [self.rows[p] for p in positions] + [self.rows[r] for r in extra]
+        meta = {**self.meta, "num_codes": len(positions), "num_rows": len(positions) + len(extra)}
+        meta["subset_of_scope"] = self.meta.get("scope")
+        return CodeIndex(list(codes), self.vectors[positions], meta, rows, self.vectors[extra])
 
     def save(self, folder: Path) -> Path:
-        """Write `<folder>/code_index/` (replacing an older one atomically); returns that path."""
+        """Write `<folder>/code_index/` (replacing an older one atomically); returns that path.
+
+        `embeddings.npy` + `codes.json` keep one title row per code (what older readers expect); the other
+        names are `names.npy`, and `rows.json` describes every row ([code, text, language, source]).
+        """
         target = Path(folder) / INDEX_DIRNAME
         staging = target.with_name(f".{INDEX_DIRNAME}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        np.save(staging / "embeddings.npy", self.embeddings.astype(np.float32))
+        np.save(staging / "embeddings.npy", self.embeddings)
+        if len(self.name_embeddings):
+            np.save(staging / "names.npy", self.name_embeddings)
+        if self.rows is not None:
+            described = [[row.code, row.text, row.language, row.source] for row in self.rows]
+            (staging / "rows.json").write_text(json.dumps(described, ensure_ascii=False), encoding="utf-8")
         (staging / "codes.json").write_text(json.dumps(self.codes), encoding="utf-8")
-        (staging / "meta.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+        meta = {**self.meta, "dtype": "float16", "num_codes": len(self.codes), "num_rows": self.num_rows}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         return target
 
     @classmethod
     def load(cls, folder: Path) -> CodeIndex:
-        """Read an index from a model folder (or from the `code_index/` folder itself)."""
+        """Read an index from a model folder (or from the `code_index/` folder itself); old ones too."""
         folder = Path(folder)
         if (folder / INDEX_DIRNAME).is_dir():
             folder = folder / INDEX_DIRNAME
         codes = json.loads((folder / "codes.json").read_text(encoding="utf-8"))
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        return cls(codes, np.load(folder / "embeddings.npy"), meta)
+        rows = None
+        if (folder / "rows.json").exists():
+            rows = [IndexRow(*row) for row in json.loads((folder / "rows.json").read_text(encoding="utf-8"))]
+        names = np.load(folder / "names.npy") if (folder / "names.npy").exists() else None
+        return cls(codes, np.load(folder / "embeddings.npy"), meta, rows, names)
 
     @classmethod
     def from_hub(cls, repo_id: str, revision: str | None = None) -> CodeIndex:
         """Download `code_index/` from a model repo on the Hub (HF_ENDPOINT decides which Hub)."""
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import snapshot_download
 
-        paths = [
-            hf_hub_download(repo_id, f"{INDEX_DIRNAME}/{name}", revision=revision)
-            for name in ("codes.json", "meta.json", "embeddings.npy")
-        ]
-        return cls.load(Path(paths[0]).parent)
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=[f"{INDEX_DIRNAME}/*"])
+        return cls.load(Path(folder))
 
 
 def _encode(model, texts: list[str], prompt: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
@@ -120,43 +363,87 @@ def encode_queries(model, texts: list[str], batch_size: int = 64, show_progress_
     return _encode(model, texts, QUERY_PROMPT_NAME, batch_size, show_progress_bar)
 
 
-def build_code_index(
-    model,
-    catalog: Catalog,
-    scope: str = "quickstart",
-    *,
-    model_id: str = "",
-    batch_size: int = 64,
-    work_dir: Path | None = None,
-) -> CodeIndex:
-    """Encode every code title of `scope`; with `work_dir`, finished chunks are kept and reused on resume."""
-    entries = catalog.select(scope)
-    codes = [entry.code for entry in entries]
-    texts = [document_text(entry) for entry in entries]
-    started = time.perf_counter()
-    chunks: list[np.ndarray] = []
+def _fingerprint(texts: Sequence[str]) -> str:
+    return hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:12]
+
+
+def encode_rows(
+    model, texts: Sequence[str], *, batch_size: int = 64, work_dir: Path | None = None, desc: str = "index rows"
+) -> np.ndarray:
+    """Float16 document embeddings of `texts` in their order, encoded shortest first in resumable chunks.
+
+    With `work_dir`, each finished chunk is kept there (named by a fingerprint of the texts, so a changed row
+    set never reuses a stale chunk) and a rerun encodes only what is missing.
+    """
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    ordered = [texts[i] for i in order]
+    key = _fingerprint(ordered)
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-    for start in tqdm(range(0, len(texts), _CHUNK), desc=f"encoding {len(texts)} code titles", unit="chunk"):
-        chunk_file = Path(work_dir) / f"chunk-{start:07d}.npy" if work_dir is not None else None
+    chunks: list[np.ndarray] = []
+    for start in tqdm(range(0, len(ordered), _CHUNK), desc=f"encoding {len(ordered)} {desc}", unit="chunk"):
+        chunk_file = Path(work_dir) / f"chunk-{key}-{start:07d}.npy" if work_dir is not None else None
         if chunk_file is not None and chunk_file.exists():
             chunks.append(np.load(chunk_file))
             continue
-        embeddings = encode_documents(model, texts[start : start + _CHUNK], batch_size=batch_size)
+        embeddings = encode_documents(model, ordered[start : start + _CHUNK], batch_size=batch_size)
+        embeddings = embeddings.astype(np.float16)
         if chunk_file is not None:
             partial = chunk_file.with_suffix(".tmp.npy")
             np.save(partial, embeddings)
             partial.replace(chunk_file)
         chunks.append(embeddings)
-    matrix = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+    if not chunks:
+        return np.zeros((0, 0), dtype=np.float16)
+    matrix = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float16)
+    matrix[np.asarray(order, dtype=np.int64)] = np.concatenate(chunks)
+    return matrix
+
+
+def build_code_index(
+    model,
+    catalog: Catalog,
+    scope: str = "quickstart",
+    *,
+    names: str = "title",
+    extra_names: NameTriples | None = None,
+    examples: NameTriples | None = None,
+    codes: Sequence[str] | None = None,
+    model_id: str = "",
+    batch_size: int = 64,
+    work_dir: Path | None = None,
+) -> CodeIndex:
+    """Encode every name of the codes of `scope` (or of `codes`); `work_dir` keeps finished chunks for a resume.
+
+    `names`: `title` (the English title alone), `all` (title, inclusion terms, own WHO / CIE-10 labels and
+    `extra_names`) or `all+examples` (also `examples`, coded mentions such as CodiEsp train: never dev).
+    """
+    check_names_setting(names)
+    entries = [catalog[code] for code in codes] if codes is not None else catalog.select(scope)
+    rows = index_rows(entries, names, extra_names, examples)
+    started = time.perf_counter()
+    matrix = encode_rows(model, [row.text for row in rows], batch_size=batch_size, work_dir=work_dir)
     meta = {
         "model": model_id,
         "catalog_version": catalog.version,
-        "scope": scope,
-        "num_codes": len(codes),
+        "scope": scope if codes is None else f"{scope} (given codes)",
+        "names": names,
+        "num_codes": len(entries),
+        "num_rows": len(rows),
+        "rows_per_language": _row_counts(rows, "language"),
+        "rows_per_source": _row_counts(rows, "source"),
         "dimension": int(matrix.shape[1]) if matrix.size else 0,
-        "document": "English ICD-10-CM title, with the model's document prompt",
+        "dtype": "float16",
+        "document": DOCUMENTS[names],
+        "score": "a code's best row (max cosine)",
         "encode_seconds": round(time.perf_counter() - started, 1),
     }
-    logger.info("encoded %d codes (%s scope) in %.0f s", len(codes), scope, meta["encode_seconds"])
-    return CodeIndex(codes, matrix, meta)
+    logger.info(
+        "encoded %d rows of %d codes (%s scope, names %s) in %.0f s",
+        len(rows),
+        len(entries),
+        scope,
+        names,
+        meta["encode_seconds"],
+    )
+    return CodeIndex([e.code for e in entries], matrix[: len(entries)], meta, rows, matrix[len(entries) :])
