@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,12 +26,18 @@ class EmptyQueryError(Cie10Error):
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked code: `score` is the bi-encoder cosine, `rerank_score` the cross-encoder's when it ran."""
+    """One ranked code: `score` is the bi-encoder cosine, `rerank_score` the cross-encoder's when it ran.
+
+    `matched_name` is the name of the code (title, inclusion term, label in another language, example) whose
+    row scored best, in `matched_language`.
+    """
 
     rank: int
     code: str
     score: float
     rerank_score: float | None = None
+    matched_name: str | None = None
+    matched_language: str | None = None
 
 
 @dataclass
@@ -108,13 +114,13 @@ class CodeSearcher:
         embeddings = encode_queries(self.bi_encoder, texts, batch_size=batch_size)
         encoded = time.perf_counter()
         depth = max(top_k, rerank_top if rerank and self.reranker is not None else 0)
-        scores, rows = self.index.top_k(embeddings, depth, self._allowed(billable_only, chapter))
+        scores, positions, rows = self.index.search(embeddings, depth, self._allowed(billable_only, chapter))
         retrieved = time.perf_counter()
         results = []
-        for text, row_scores, row_ids in zip(texts, scores, rows, strict=True):
+        for text, code_scores, code_positions, matched_rows in zip(texts, scores, positions, rows, strict=True):
             hits = [
-                Hit(rank=0, code=self.index.codes[row], score=float(score))
-                for score, row in zip(row_scores, row_ids, strict=True)
+                self._hit(int(position), float(score), int(row))
+                for score, position, row in zip(code_scores, code_positions, matched_rows, strict=True)
                 if np.isfinite(score)
             ]
             results.append(SearchResult(text, hits))
@@ -122,10 +128,7 @@ class CodeSearcher:
             self._rerank(results, rerank_top, batch_size)
         finished = time.perf_counter()
         for result in results:
-            result.hits = [
-                Hit(rank=position + 1, code=hit.code, score=hit.score, rerank_score=hit.rerank_score)
-                for position, hit in enumerate(result.hits[:top_k])
-            ]
+            result.hits = [replace(hit, rank=position + 1) for position, hit in enumerate(result.hits[:top_k])]
             result.timings = {
                 "encode_s": (encoded - started) / len(results),
                 "retrieve_s": (retrieved - encoded) / len(results),
@@ -133,13 +136,21 @@ class CodeSearcher:
             }
         return results
 
+    def _hit(self, position: int, score: float, row: int) -> Hit:
+        """A hit (rank set later) for the code at `position`, with the name its best row holds."""
+        code = self.index.codes[position]
+        matched = self.index.row(row)
+        if matched is None:  # an index saved before names were kept: its one row is the English title
+            return Hit(0, code, score, matched_name=self.catalog[code].title, matched_language="en")
+        return Hit(0, code, score, matched_name=matched.text, matched_language=matched.language)
+
     def _rerank(self, results: list[SearchResult], rerank_top: int, batch_size: int) -> None:
         pairs = [(result.query, self.catalog[hit.code].title) for result in results for hit in result.hits[:rerank_top]]
         if not pairs:
             return
         scores = iter(self.reranker.predict(pairs, batch_size=batch_size, show_progress_bar=False))
         for result in results:
-            head = [Hit(0, hit.code, hit.score, float(next(scores))) for hit in result.hits[:rerank_top]]
+            head = [replace(hit, rerank_score=float(next(scores))) for hit in result.hits[:rerank_top]]
             head.sort(key=lambda hit: hit.rerank_score, reverse=True)
             result.hits = head + result.hits[rerank_top:]
 
