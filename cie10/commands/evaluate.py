@@ -40,7 +40,21 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
         action="append",
         default=None,
         metavar="NAME",
-        help=f"bm25, bm25-en-es, base (the untuned encoder) or a model id; repeatable (default: {default_baselines})",
+        help=f"bm25, bm25-en-es, lookup (identical CodiEsp train mentions), base (the untuned encoder) or a model "
+        f"id; repeatable (default: {default_baselines})",
+    )
+    group.add_argument(
+        "--index-names",
+        choices=("title", "all", "all+examples"),  # cie10.code_index.NAME_SETTINGS (not imported: a light CLI)
+        default=None,
+        help="what each dense system's code index holds: title, all (every name) or all+examples (default: the "
+        "model's stored index as it is; an index built on the fly is title-only)",
+    )
+    group.add_argument(
+        "--lookup-train",
+        default=None,
+        metavar="FOLDER",
+        help="CodiEsp training split folder of the lookup baseline (default beside a CodiEsp --folder: ../train)",
     )
     group.add_argument("--no-baselines", action="store_true", help="score the model alone")
     codes = parser.add_argument_group("codes searched (the same for every system)")
@@ -142,7 +156,16 @@ def _config(args: argparse.Namespace, dataset: str, default_baselines: tuple[str
         n_resamples=args.resamples,
         seed=args.seed,
         out=args.out,
+        index_names=args.index_names,
+        lookup_train=args.lookup_train or _beside_train(dataset),
     )
+
+
+def _beside_train(dataset: str) -> str | None:
+    """`<folder>/../train` when `dataset` is a local CodiEsp split folder that has one beside it."""
+    folder = Path(dataset).expanduser()
+    train = folder.parent / "train"
+    return str(train) if folder.is_dir() and train.is_dir() and train.resolve() != folder.resolve() else None
 
 
 def _print(text: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from cie10.catalog import Catalog, load_catalog
 from cie10.eval_harness import bootstrap, metrics
 from cie10.eval_harness.data import LANGUAGE_TAGS, EvalSet, EvaluationInputError, load_eval_set
+from cie10.eval_harness.lookup import LOOKUP_BASELINE, LookupSystem
 from cie10.eval_harness.report import render_markdown
 from cie10.eval_harness.results import (
     PREDICTIONS_DIR,
@@ -78,6 +79,11 @@ class EvaluationConfig:
     n_resamples: int = bootstrap.N_RESAMPLES
     seed: int = bootstrap.SEED
     out: Path | None = Path("results")
+    index_names: str | None = None
+    """Names each dense system's code index holds (`title`, `all`, `all+examples`); None: the model's stored
+    index as it is, title-only when built on the fly."""
+    lookup_train: str | None = None
+    """CodiEsp training split folder of the `lookup` baseline (default beside a CodiEsp folder: `../train`)."""
 
 
 def _system_name(model_id: str, reranker_id: str | None, taken: set[str]) -> str:
@@ -91,17 +97,29 @@ def _system_name(model_id: str, reranker_id: str | None, taken: set[str]) -> str
 
 
 def build_baselines(
-    names: Sequence[str], catalog: Catalog, codes: Sequence[str], scope: str, taken: set[str]
+    names: Sequence[str],
+    catalog: Catalog,
+    codes: Sequence[str],
+    scope: str,
+    taken: set[str],
+    *,
+    index_names: str | None = None,
+    lookup_train: str | None = None,
 ) -> list[RetrievalSystem]:
-    """`bm25`, `bm25-en-es`, `base` (the untuned embedded encoder) or any other model id / folder."""
+    """`bm25`, `bm25-en-es`, `lookup` (CodiEsp train), `base` (the untuned embedded encoder) or a model id."""
     systems: list[RetrievalSystem] = []
     for name in dict.fromkeys(names):
         if name in BM25_BASELINES:
             system: RetrievalSystem = bm25_system(name, catalog, codes)
+        elif name == LOOKUP_BASELINE:
+            if not lookup_train:
+                raise EvaluationInputError("the lookup baseline needs a CodiEsp training folder (--lookup-train)")
+            system = LookupSystem.from_codiesp(lookup_train, catalog, codes)
         elif name == BASE_MODEL:
-            system = dense_system(BASE_MODEL, BASE_MODEL, catalog, codes, scope)
+            system = dense_system(BASE_MODEL, BASE_MODEL, catalog, codes, scope, index_names=index_names)
         else:
-            system = dense_system(_system_name(name, None, taken), name, catalog, codes, scope)
+            name_taken = _system_name(name, None, taken)
+            system = dense_system(name_taken, name, catalog, codes, scope, index_names=index_names)
         taken.add(system.name)
         systems.append(system)
     return systems
@@ -354,9 +372,18 @@ def build_systems(
             reranker_revision=config.reranker_revision or config.revision,
             rerank_top=config.rerank_top,
             loaded=primary,
+            index_names=config.index_names,
         )
     ]
-    systems += build_baselines(config.baselines, catalog, codes, scope, taken)
+    systems += build_baselines(
+        config.baselines,
+        catalog,
+        codes,
+        scope,
+        taken,
+        index_names=config.index_names,
+        lookup_train=config.lookup_train,
+    )
     selection = {"scope": scope, "billable_only": config.billable_only, "chapters": config.chapters}
     return systems, codes, selection
 

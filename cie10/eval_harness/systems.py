@@ -10,18 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from cie10.catalog import Catalog
-from cie10.code_index import INDEX_DIRNAME, CodeIndex, document_text, encode_documents
+from cie10.code_index import INDEX_DIRNAME, CodeIndex, build_code_index, check_names_setting, document_text
 from cie10.eval_harness.data import EvaluationInputError
 from cie10.settings import apply_torch_threads, get_settings
 
@@ -256,19 +254,19 @@ def _stored_index(model_id: str, revision: str | None, path: str | None) -> Code
 
 
 def subset_index(index: CodeIndex, codes: Sequence[str]) -> CodeIndex:
-    """The rows of `codes` (all of which the index must hold), in that order."""
-    rows = [index.row_of[code] for code in codes]
-    meta = {**index.meta, "num_codes": len(rows), "subset_of_scope": index.meta.get("scope")}
-    return CodeIndex(list(codes), index.embeddings[rows], meta)
+    """The codes `codes` (all of which the index must hold), in that order, with all their rows."""
+    return index.subset(codes)
 
 
-def _cache_key(info: dict[str, Any], catalog: Catalog, codes: Sequence[str]) -> str:
+def _cache_key(info: dict[str, Any], catalog: Catalog, codes: Sequence[str], names: str = "title") -> str:
     fingerprint: dict[str, Any] = {
         "id": info.get("id"),
         "revision": info.get("resolved_revision") or info.get("revision"),
         "catalog": catalog.version,
         "codes": hashlib.sha1("\n".join(codes).encode()).hexdigest(),
     }
+    if names != "title":
+        fingerprint["names"] = names
     if info.get("path"):
         weights = [p for p in Path(info["path"]).glob("*.safetensors")] + [Path(info["path"]) / "config.json"]
         fingerprint["path"] = info["path"]
@@ -277,15 +275,21 @@ def _cache_key(info: dict[str, Any], catalog: Catalog, codes: Sequence[str]) -> 
 
 
 def build_index_on_the_fly(
-    loaded: LoadedModel, catalog: Catalog, codes: Sequence[str], scope: str, *, batch_size: int = 64
+    loaded: LoadedModel,
+    catalog: Catalog,
+    codes: Sequence[str],
+    scope: str,
+    *,
+    batch_size: int = 64,
+    names: str = "title",
 ) -> CodeIndex:
-    """Encode the titles of `codes` with a model that ships no usable index; cached and resumable.
+    """Encode the names of `codes` (`names`: see `cie10.code_index`) with a model that ships no usable index.
 
     Cost: one forward pass per title. multilingual-e5-small on two busy CPU cores encodes about 20-60 titles a
     second (`CIE10_TORCH_THREADS=1` is fastest there): `quickstart` (~2.9k codes) takes 1-3 minutes, `full`
     (~98k) 30-80 minutes, once: the index is cached and interrupted runs resume from finished chunks.
     """
-    folder = get_settings().home / "eval" / "indexes" / _cache_key(loaded.info, catalog, codes)
+    folder = get_settings().home / "eval" / "indexes" / _cache_key(loaded.info, catalog, codes, names)
     if (folder / INDEX_DIRNAME / "meta.json").exists():
         logger.info("reusing the code index of %s cached in %s", loaded.info["id"], folder)
         return CodeIndex.load(folder)
@@ -297,41 +301,40 @@ def build_index_on_the_fly(
         len(codes) / _TITLES_PER_SECOND / 60,
         folder,
     )
-    started = time.perf_counter()
-    texts = [document_text(catalog[code]) for code in codes]
-    chunks_dir = folder / "chunks"
-    chunks_dir.mkdir(parents=True, exist_ok=True)
-    chunks = []
-    for start in tqdm(range(0, len(texts), _ENCODE_CHUNK), desc=f"encoding {len(texts)} titles", unit="chunk"):
-        chunk_file = chunks_dir / f"chunk-{start:07d}.npy"
-        if chunk_file.exists():
-            chunks.append(np.load(chunk_file))
-            continue
-        embeddings = encode_documents(loaded.model, texts[start : start + _ENCODE_CHUNK], batch_size=batch_size)
-        partial = chunk_file.with_suffix(".tmp.npy")
-        np.save(partial, embeddings)
-        partial.replace(chunk_file)
-        chunks.append(embeddings)
-    seconds = round(time.perf_counter() - started, 1)
-    meta = {
-        "model": loaded.info["id"],
-        "catalog_version": catalog.version,
-        "scope": scope,
-        "num_codes": len(codes),
-        "dimension": int(chunks[0].shape[1]),
-        "document": "English ICD-10-CM title, with the model's document prompt",
-        "encode_seconds": seconds,
-        "built_by": "cie10.eval_harness (on the fly)",
-    }
-    index = CodeIndex(list(codes), np.concatenate(chunks), meta)
+    index = build_code_index(
+        loaded.model,
+        catalog,
+        scope,
+        names=names,
+        codes=codes,
+        model_id=loaded.info["id"],
+        batch_size=batch_size,
+        work_dir=folder / "chunks",
+    )
+    index.meta["scope"] = scope
+    index.meta["built_by"] = "cie10.eval_harness (on the fly)"
     index.save(folder)
-    logger.info("encoded %d titles in %.0f s", len(codes), seconds)
+    logger.info("encoded %d rows of %d codes in %.0f s", index.num_rows, len(codes), index.meta["encode_seconds"])
     return index
 
 
-def index_for(loaded: LoadedModel, catalog: Catalog, codes: Sequence[str], scope: str) -> tuple[CodeIndex, str]:
-    """(index over exactly `codes`, "stored" or "built"): the model's own index when it covers them."""
+def index_for(
+    loaded: LoadedModel, catalog: Catalog, codes: Sequence[str], scope: str, names: str | None = None
+) -> tuple[CodeIndex, str]:
+    """(index over exactly `codes`, "stored" or "built"): the model's own index when it covers them.
+
+    `names` (`title`, `all`, `all+examples`) asks for an index of that kind; None takes the stored one as it is
+    (an index built on the fly is then title-only).
+    """
     stored = loaded.stored_index
+    if stored is not None and names is not None and stored.meta.get("names", "title") != check_names_setting(names):
+        logger.info(
+            "%s's code index holds names %r; encoding %r instead",
+            loaded.info["id"],
+            stored.meta.get("names", "title"),
+            names,
+        )
+        stored = None
     if stored is not None:
         if stored.meta.get("catalog_version") not in (None, catalog.version):
             logger.warning(
@@ -349,7 +352,7 @@ def index_for(loaded: LoadedModel, catalog: Catalog, codes: Sequence[str], scope
             len(stored),
             scope,
         )
-    return build_index_on_the_fly(loaded, catalog, codes, scope), "built"
+    return build_index_on_the_fly(loaded, catalog, codes, scope, names=names or "title"), "built"
 
 
 @dataclass
@@ -403,12 +406,13 @@ def dense_system(
     reranker_revision: str | None = None,
     rerank_top: int = 20,
     loaded: LoadedModel | None = None,
+    index_names: str | None = None,
 ) -> DenseSystem:
-    """Load a bi-encoder (+ reranker) and its index over `codes` into a ready system."""
+    """Load a bi-encoder (+ reranker) and its index over `codes` (`index_names`: see `index_for`)."""
     from cie10.search import CodeSearcher
 
     loaded = loaded or load_model(model_id, revision)
-    index, origin = index_for(loaded, catalog, codes, scope)
+    index, origin = index_for(loaded, catalog, codes, scope, index_names)
     reranker = load_model(reranker_id, reranker_revision, cross_encoder=True) if reranker_id else None
     searcher = CodeSearcher(loaded.model, index, reranker.model if reranker else None, catalog=catalog)
     index_meta = {**index.meta, "origin": origin}
