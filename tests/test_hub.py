@@ -166,7 +166,7 @@ def test_failed_publish_leaves_repo_intact(
     def broken(*args: object, **kwargs: object) -> str:
         raise HubError("disk full (simulated)")
 
-    monkeypatch.setattr(hub, "_write_tree", broken)
+    monkeypatch.setattr(hub.local_git, "_write_tree", broken)
     (good / "a.txt").write_text("v2")
     with pytest.raises(HubError, match="simulated"):
         hub.publish_folder(good, repo_id, "dataset", version="v1.1")
