@@ -18,9 +18,10 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -127,6 +128,26 @@ def index_rows(
         for entry in entries
     ]
     return [rows[0] for rows in per_code] + [row for rows in per_code for row in rows[1:]]
+
+
+def examples_from_rows(rows: Iterable[Mapping[str, Any]], catalog: Catalog) -> NameTriples:
+    """Coded example mentions for `all+examples` from training rows (`query`, `code`, `language`, `source`).
+
+    Rows of kind `name` (official labels) are skipped: they are names already; codes outside the catalogue too.
+    Give training rows only (never CodiEsp dev or a test split).
+    """
+    examples: NameTriples = {}
+    for row in rows:
+        if row.get("kind") == "name" or row.get("code") not in catalog:
+            continue
+        code = catalog[row["code"]].code
+        examples.setdefault(code, []).append((row["query"], row.get("language") or "", row.get("source") or "example"))
+    return examples
+
+
+def names_in_language(names: Mapping[str, Sequence[str]], language: str, source: str) -> NameTriples:
+    """`{code: [text]}` (e.g. `translate.translated_names(...)`) as `extra_names` rows in `language` from `source`."""
+    return {code: [(text, language, source) for text in texts] for code, texts in names.items()}
 
 
 def _row_counts(rows: Sequence[IndexRow], attribute: str) -> dict[str, int]:

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from cie10.catalog import SCOPES, Catalog, CodeEntry, load_catalog
-from cie10.code_index import DOCUMENT_PROMPT_NAME, QUERY_PROMPT_NAME, CodeIndex, build_code_index
+from cie10.code_index import (
+    DOCUMENT_PROMPT_NAME,
+    QUERY_PROMPT_NAME,
+    CodeIndex,
+    build_code_index,
+    examples_from_rows,
+)
 from cie10.errors import ConfigError
 from cie10.settings import apply_torch_threads, get_settings
 from cie10.training import data as training_data
@@ -86,7 +92,7 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
         return {}
 
     # 7. Evaluate the trained model and save it to models/<run_name>/final with its code index
-    index = make_code_index(model, catalog, config) if config.build_index else None
+    index = make_code_index(model, catalog, config, data) if config.build_index else None
     trained_results = evaluator(model, corpus_embeddings=index_rows(index, corpus, model.device) if index else None)
     summary = run_summary(
         config,
@@ -263,11 +269,25 @@ def evaluate_base(
 
 
 # ---------------------------------------------------------------------------------------------- 7. save
-def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig) -> CodeIndex:
-    """Every title of the scope encoded once by the trained model (chunks resume if interrupted)."""
+def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig, data: Any = None) -> CodeIndex:
+    """Every name (`config.index_names`) of the scope's codes encoded once by the trained model (resumable)."""
     work_dir = config.run_dir / "index-work" / parameters_fingerprint(model)
-    logger.info("code index: encoding the %s scope (%s)", config.scope, SCOPES[config.scope])
-    index = build_code_index(model, catalog, config.scope, model_id=config.repo_id, work_dir=work_dir, batch_size=64)
+    logger.info(
+        "code index: encoding the %s scope (%s), names %s", config.scope, SCOPES[config.scope], config.index_names
+    )
+    examples = None
+    if config.index_names == "all+examples" and data is not None:
+        examples = examples_from_rows(data.splits["train"], catalog)
+    index = build_code_index(
+        model,
+        catalog,
+        config.scope,
+        names=config.index_names,
+        examples=examples,
+        model_id=config.repo_id,
+        work_dir=work_dir,
+        batch_size=config.index_batch_size,
+    )
     index.meta["run_name"] = config.run_name
     index.meta["weights_fingerprint"] = work_dir.name
     return index
@@ -278,7 +298,7 @@ def index_rows(index: CodeIndex, corpus: list[CodeEntry], device: Any) -> Any:
     import torch
 
     rows = [index.row_of[entry.code] for entry in corpus]
-    return torch.from_numpy(index.embeddings[rows]).to(device)
+    return torch.from_numpy(index.embeddings[rows].astype("float32")).to(device)
 
 
 def save_final(

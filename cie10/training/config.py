@@ -187,6 +187,13 @@ class BiEncoderConfig(TrainingRunConfig):
         default=True, metadata={"help": "encode every title of the scope into final/code_index/ after training"}
     )
     index_batch_size: int = field(default=64, metadata={"help": "batch size of the code index encoding"})
+    index_names: str = field(
+        default="title",
+        metadata={
+            "help": "what the code index holds per code: title (English title), all (every name: title, inclusion "
+            "terms, WHO/CIE-10 labels, translated labels) or all+examples (also the training queries)"
+        },
+    )
 
     def default_repo_name(self) -> str:
         return BI_ENCODER_REPO_NAME
