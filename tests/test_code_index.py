@@ -1,0 +1,101 @@
+"""The code index: every name of a code as a row, best row per code, float16 on disk, old indexes still load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cie10.catalog import load_catalog
+from cie10.code_index import CodeIndex, IndexRow, IndexSettingError, build_code_index, code_rows, encode_queries
+from cie10.search import CodeSearcher
+
+ISCHAEMIC = ("I20", "I21", "I22", "I23", "I24", "I25")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def model(base_model_path: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(base_model_path), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def all_names(model, catalog) -> CodeIndex:
+    """Every name of the ischaemic heart disease codes of the quickstart scope (about 40 codes), base model."""
+    codes = [entry.code for entry in catalog.select("quickstart") if entry.code[:3] in ISCHAEMIC]
+    return build_code_index(model, catalog, "quickstart", names="all", codes=codes)
+
+
+def _title_only(index: CodeIndex) -> CodeIndex:
+    """The same codes by their English titles alone (the first row of each code)."""
+    return CodeIndex(index.codes, index.embeddings, {"names": "title"}, index.rows[: len(index.codes)])
+
+
+def test_code_rows_title_first_deduplicated(catalog) -> None:
+    rows = code_rows(catalog["I21"], "all", extra=[("Infart agut de miocardi", "ca", "apertium:spa-cat")])
+    assert rows[0] == IndexRow("I21", "Acute myocardial infarction", "en", "icd10cm-2026")
+    assert {row.language for row in rows} >= {"es", "fr", "pt", "de", "ca"}
+    duplicate = code_rows(catalog["I21"], "all", extra=[("infarto AGUDO del miocardio.", "es", "other")])
+    assert [row.text for row in duplicate].count("Infarto agudo del miocardio") == 1
+    assert all(row.source != "other" for row in duplicate)  # the same normalised text is kept once
+    assert code_rows(catalog["J45.909"], "title") == [code_rows(catalog["J45.909"], "all")[0]]
+    with pytest.raises(IndexSettingError, match="choose one of title, all, all\\+examples"):
+        code_rows(catalog["I21"], "everything")
+
+
+def test_a_foreign_name_finds_the_code_the_title_index_misses(all_names, model, catalog) -> None:
+    assert all_names.meta["names"] == "all" and all_names.num_rows > 4 * len(all_names)
+    query = "Postmyokardinfarkt-Syndrom"  # I24.1's German WHO label; its English title is "Dressler's syndrome"
+    titles = CodeSearcher(model, _title_only(all_names), catalog=catalog).search(query, top_k=5)
+    assert "I24.1" not in [hit.code for hit in titles.hits]
+    hit = CodeSearcher(model, all_names, catalog=catalog).search(query, top_k=5).hits[0]
+    assert (hit.code, hit.matched_name, hit.matched_language) == ("I24.1", query, "de")
+
+
+def test_top_k_returns_distinct_codes(all_names, model) -> None:
+    queries = encode_queries(model, ["infarto agudo de miocardio", "Chronische ischämische Herzkrankheit"])
+    scores, positions, rows = all_names.search(queries, 10)
+    for query_scores, query_positions, query_rows in zip(scores, positions, rows, strict=True):
+        assert len(set(query_positions.tolist())) == 10
+        assert np.all(np.diff(query_scores) <= 0)
+        assert [all_names.rows[row].code for row in query_rows] == [all_names.codes[p] for p in query_positions]
+    exact = queries @ all_names.vectors.astype(np.float32).T  # the best row of each code, by brute force
+    best = {
+        code: max(exact[0, r] for r, row in enumerate(all_names.rows) if row.code == code) for code in all_names.codes
+    }
+    assert [all_names.codes[p] for p in positions[0]] == sorted(best, key=lambda code: -best[code])[:10]
+
+
+def test_saved_index_loads_back_identically(all_names, model, tmp_path: Path) -> None:
+    folder = all_names.save(tmp_path)
+    assert np.load(folder / "embeddings.npy").dtype == np.float16
+    assert json.loads((folder / "meta.json").read_text())["names"] == "all"
+    loaded = CodeIndex.load(tmp_path)
+    assert loaded.codes == all_names.codes and loaded.rows == all_names.rows
+    assert loaded.vectors.dtype == np.float16 and np.array_equal(loaded.vectors, all_names.vectors)
+    queries = encode_queries(model, ["angina de pecho inestable"])
+    for got, expected in zip(loaded.search(queries, 5), all_names.search(queries, 5), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_an_old_title_only_index_still_loads(all_names, model, catalog, tmp_path: Path) -> None:
+    folder = tmp_path / "code_index"
+    folder.mkdir()
+    titles = all_names.embeddings.astype(np.float32)  # the layout before names: float32, one row per code
+    np.save(folder / "embeddings.npy", titles)
+    (folder / "codes.json").write_text(json.dumps(all_names.codes))
+    (folder / "meta.json").write_text(json.dumps({"scope": "quickstart", "num_codes": len(all_names.codes)}))
+    old = CodeIndex.load(tmp_path)
+    assert old.rows is None and old.num_rows == len(old.codes) and old.vectors.dtype == np.float16
+    hit = CodeSearcher(model, old, catalog=catalog).search("Dressler's syndrome", top_k=3).hits[0]
+    assert (hit.code, hit.matched_name, hit.matched_language) == ("I24.1", "Dressler's syndrome", "en")
+    subset = old.subset(["I25.1", "I24.1"])
+    assert subset.codes == ["I25.1", "I24.1"] and subset.num_rows == 2
