@@ -197,7 +197,7 @@ def check_target(target: Target) -> None:
     if target == "hub":
         from huggingface_hub import get_token
 
-        if hub.is_local_endpoint():
+        if hub.is_local_hub():
             raise ReleaseError(
                 f"--target hub uploads to HF_ENDPOINT, which is the local Hub ({hub.endpoint()}): unset HF_ENDPOINT "
                 "for the real Hub, or use --target local"

@@ -27,7 +27,12 @@ os.environ["CIE10_ORG"] = "cie10-test"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-pytest_plugins: list[str] = ["tests.fixtures.hub", "tests.fixtures.models", "tests.fixtures.gemini_standin"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.hub",
+    "tests.fixtures.models",
+    "tests.fixtures.gemini_standin",
+    "tests.fixtures.hub_standin",
+]
 
 
 def pytest_unconfigure(config: object) -> None:
