@@ -76,15 +76,20 @@ class CodeSearcher:
         *,
         revision: str | None = None,
         reranker_revision: str | None = None,
+        backend: str | None = None,
     ) -> CodeSearcher:
-        """Load the bi-encoder, its `code_index/` and the reranker by Hub id (or local folder) and revision."""
+        """Load the bi-encoder, its `code_index/` and the reranker by Hub id (or local folder) and revision.
+
+        `backend` (`torch`, `onnx`, `onnx-int8`; default: the `CIE10_BACKEND` setting) picks the inference path
+        of both models; one without the ONNX file falls back to torch (`cie10.inference.load_encoder`).
+        """
         from pathlib import Path
 
-        from sentence_transformers import CrossEncoder, SentenceTransformer
+        from cie10.inference import load_cross_encoder, load_encoder
 
-        bi_encoder = SentenceTransformer(model_id, revision=revision)
+        bi_encoder = load_encoder(model_id, revision, backend)
         index = CodeIndex.load(model_id) if Path(model_id).is_dir() else CodeIndex.from_hub(model_id, revision)
-        reranker = CrossEncoder(reranker_id, revision=reranker_revision) if reranker_id else None
+        reranker = load_cross_encoder(reranker_id, reranker_revision, backend) if reranker_id else None
         return cls(bi_encoder, index, reranker)
 
     def _allowed(self, billable_only: bool, chapter: str | None) -> np.ndarray | None:

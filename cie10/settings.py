@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DEFAULT_BACKEND = "onnx"
+"""The fastest backend whose measured MRR@10 loss against torch float32 is within 0.005 (docs/inference.md)."""
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -24,7 +28,10 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(_env("CIE10_HOME", str(Path.home() / ".cache" / "cie10"))))
     """Cache folder outside git: embedded model, local Hub mirrors, LLM response cache (`CIE10_HOME`)."""
     torch_threads: int = field(default_factory=lambda: int(_env("CIE10_TORCH_THREADS", "1")))
-    """Torch intra-op threads; one is often fastest on 2 shared cores (`CIE10_TORCH_THREADS`)."""
+    """Torch (and onnxruntime) intra-op threads; one is often fastest on 2 shared cores (`CIE10_TORCH_THREADS`)."""
+    backend: str = field(default_factory=lambda: _env("CIE10_BACKEND", DEFAULT_BACKEND))
+    """Inference backend of the bi-encoder and the reranker: `torch`, `onnx` (onnxruntime float32) or `onnx-int8`
+    (`CIE10_BACKEND`; see docs/inference.md for the measurement behind the default)."""
 
     @property
     def default_model_dir(self) -> Path:
@@ -36,6 +43,10 @@ class Settings:
     (`CIE10_HUB_DIR`, default `<home>/hub`)."""
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            from cie10.errors import ConfigError
+
+            raise ConfigError(f"CIE10_BACKEND={self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.hub_dir == Path("."):
             self.hub_dir = self.home / "hub"
 

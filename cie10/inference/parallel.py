@@ -1,0 +1,96 @@
+"""Encoding many texts on every core: worker processes, one onnxruntime session each (one thread per session).
+
+    with EncodePool(encoder, workers=2) as pool:
+        embeddings = pool.encode(titles, prompt_name="document", batch_size=64)
+
+The texts are sorted by length once, cut into batches of similar length, and the batches dealt to the workers,
+so no worker pads short titles to a long one. Used by `cie10.code_index.build_code_index` for an ONNX encoder
+(`encode_documents_parallel`); a torch model is encoded in this process as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_WORKER: Any = None
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _start_worker(folder: str, file_name: str, threads: int) -> None:
+    global _WORKER
+    from cie10.inference.encoder import OnnxEncoder
+
+    _WORKER = OnnxEncoder(folder, file_name, threads=threads)
+
+
+def _encode_batch(texts: list[str], prompt_name: str | None, normalize: bool) -> np.ndarray:
+    return _WORKER.encode(texts, prompt_name=prompt_name, batch_size=len(texts), normalize_embeddings=normalize)
+
+
+class EncodePool:
+    """`workers` processes, each holding the same ONNX encoder (spawned, so no onnxruntime state is forked)."""
+
+    def __init__(self, encoder: Any, workers: int | None = None, threads_per_worker: int = 1) -> None:
+        self.encoder = encoder
+        self.workers = workers or default_workers()
+        self.executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(str(encoder.folder), encoder.file_name, threads_per_worker),
+        )
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        prompt_name: str | None = None,
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+    ) -> np.ndarray:
+        """Embeddings of `texts` in their order (float32), computed by the workers in length-sorted batches."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+        futures = [
+            self.executor.submit(_encode_batch, [texts[i] for i in rows], prompt_name, normalize_embeddings)
+            for rows in batches
+        ]
+        out: np.ndarray | None = None
+        for rows, future in zip(batches, futures, strict=True):
+            embeddings = future.result()
+            if out is None:
+                out = np.empty((len(texts), embeddings.shape[1]), dtype=np.float32)
+            out[rows] = embeddings
+        return out
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EncodePool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def can_parallelize(model: Any) -> bool:
+    """Whether `model` is an ONNX encoder whose files worker processes can load."""
+    from cie10.inference.encoder import OnnxEncoder
+
+    return isinstance(model, OnnxEncoder)
