@@ -27,14 +27,22 @@ from cie10.settings import apply_torch_threads, get_settings
 from cie10.training import data as training_data
 from cie10.training.config import BiEncoderConfig
 from cie10.training.evaluation import CorpusEmbeddings, MeanOverLanguagesEvaluator, gains, retrieval_evaluator
-from cie10.training.models import BaseModelInfo, append_provenance, describe_base_model, freeze_for_cpu
+from cie10.training.models import (
+    BaseModelInfo,
+    append_provenance,
+    describe_base_model,
+    freeze_for_cpu,
+    load_base_model,
+)
 from cie10.training.runs import (
     announce_scope,
     card_languages,
+    check_inputs,
     dataset_card_entry,
     evaluate_once,
     parameters_fingerprint,
     prepare_run_dir,
+    promote_run,
     publish,
     resume_checkpoint,
     staging_dir,
@@ -54,7 +62,7 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
     started = time.perf_counter()
     apply_torch_threads()
     state = PartialState()
-    run_dir = prepare_run_dir(config, is_main_process=state.is_main_process)
+    check_inputs(config)  # nothing is written before every input is found
     catalog = load_catalog()
     corpus = training_data.corpus_entries(catalog, config.scope, config.chapters)
     announce_scope(config, corpus)
@@ -63,6 +71,7 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
     data = training_data.load_training_data(config.dataset_id, config.dataset_revision, config.languages)
     base = describe_base_model(config.base_model)
     model, parameters = load_model(config, base, data)
+    run_dir = prepare_run_dir(config, is_main_process=state.is_main_process)
 
     # 2. Load the data: each mention with its code's title and hard negatives mined over the corpus
     #    (the base model encodes the corpus once, for the mining and for its own evaluation)
@@ -111,6 +120,7 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
         started,
     )
     save_final(model, config, base, index, summary)
+    run_dir = promote_run(config)
 
     # 8. Push to the Hub (the local one by default)
     if config.push:
@@ -134,7 +144,7 @@ def load_model(config: BiEncoderConfig, base: BaseModelInfo, data: training_data
         local_files_only=True,  # the card keeps the ids as given; no Hub look-up during training
         tags=["cie10", "icd-10-cm", "medical", "multilingual"],
     )
-    model = SentenceTransformer(base.load_path, model_card_data=card)
+    model = load_base_model(SentenceTransformer, base, model_card_data=card)
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
     model.max_seq_length = config.max_seq_length

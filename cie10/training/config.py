@@ -16,6 +16,7 @@ import yaml
 
 from cie10.catalog import SCOPES
 from cie10.errors import ConfigError
+from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, SHARE, Range, check_ranges
 from cie10.settings import get_settings
 
 SYNTH_REPO_NAME = "cie10-synth"
@@ -105,10 +106,8 @@ class TrainingRunConfig:
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ConfigError(f"unknown scope {self.scope!r}: choose one of {', '.join(SCOPES)}")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
-        if self.freeze_layers < 0:
-            raise ConfigError("freeze_layers must be 0 or more")
+        check_ranges(self, self.ranges())
+        self._work_dir: Path | None = None
         if self.languages is not None:
             self.languages = [language.strip().lower() for language in self.languages if language.strip()]
         if self.chapters is not None:
@@ -122,6 +121,25 @@ class TrainingRunConfig:
         """The Hub repo name this kind of model is published under."""
         return BI_ENCODER_REPO_NAME
 
+    def ranges(self) -> dict[str, Range]:
+        """The allowed range of each numeric setting (checked when the config is made)."""
+        return {
+            "max_train_samples": AT_LEAST_ONE,
+            "max_eval_queries": AT_LEAST_ONE,
+            "num_train_epochs": POSITIVE,
+            "max_steps": Range(minimum=1, also=(-1,), note="train for num_train_epochs"),
+            "batch_size": AT_LEAST_ONE,
+            "learning_rate": POSITIVE,
+            "warmup_ratio": SHARE,
+            "max_seq_length": AT_LEAST_ONE,
+            "freeze_layers": NOT_NEGATIVE,
+            "eval_steps": AT_LEAST_ONE,
+            "save_steps": AT_LEAST_ONE,
+            "save_total_limit": AT_LEAST_ONE,
+            "logging_steps": AT_LEAST_ONE,
+            "seed": NOT_NEGATIVE,
+        }
+
     @property
     def dataset_id(self) -> str:
         """The dataset to load: as given, else `<org>/cie10-synth`."""
@@ -134,8 +152,21 @@ class TrainingRunConfig:
 
     @property
     def run_dir(self) -> Path:
-        """`<output_dir>/<run_name>`: config, checkpoints, prepared data, summary and `final/`."""
+        """Where this run writes: config, checkpoints, prepared data, summary and `final/`.
+
+        `<output_dir>/<run_name>`, except while a fresh run is built beside an earlier one (`<run_name>.tmp`, see
+        `cie10.training.runs.prepare_run_dir`), which it replaces once its model is saved.
+        """
+        return self._work_dir or self.named_run_dir
+
+    @property
+    def named_run_dir(self) -> Path:
+        """`<output_dir>/<run_name>`: the run folder as users and the next stage find it."""
         return Path(self.output_dir) / self.run_name
+
+    def write_into(self, folder: Path | None) -> None:
+        """Make `run_dir` another folder for this process (None: `named_run_dir` again)."""
+        self._work_dir = folder
 
     @property
     def final_dir(self) -> Path:
@@ -198,6 +229,16 @@ class BiEncoderConfig(TrainingRunConfig):
     def default_repo_name(self) -> str:
         return BI_ENCODER_REPO_NAME
 
+    def ranges(self) -> dict[str, Range]:
+        return {
+            **super().ranges(),
+            "mini_batch_size": AT_LEAST_ONE,
+            "num_hard_negatives": NOT_NEGATIVE,
+            "mining_range_max": AT_LEAST_ONE,
+            "mining_relative_margin": SHARE,
+            "index_batch_size": AT_LEAST_ONE,
+        }
+
 
 @dataclass
 class RerankerConfig(TrainingRunConfig):
@@ -225,7 +266,8 @@ class RerankerConfig(TrainingRunConfig):
         default=None,
         metadata={
             "help": "(mention, title) pairs per forward pass of the listwise loss (None: the loss's default, "
-            "batch_size pairs; -1: every pair of a step at once). Larger: fewer forward passes per step, if memory allows"
+            "batch_size pairs; -1: every pair of a step at once). Larger: fewer forward passes per step, if memory "
+            "allows"
         },
     )
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate"})
@@ -241,6 +283,16 @@ class RerankerConfig(TrainingRunConfig):
 
     def default_repo_name(self) -> str:
         return RERANKER_REPO_NAME
+
+    def ranges(self) -> dict[str, Range]:
+        return {
+            **super().ranges(),
+            "candidates": AT_LEAST_ONE,
+            "sibling_negatives": NOT_NEGATIVE,
+            "eval_top_k": AT_LEAST_ONE,
+            "mini_batch_size": Range(minimum=1, also=(-1,), note="every pair of a step at once"),
+            "head_learning_rate": POSITIVE,
+        }
 
     @property
     def bi_encoder_id(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cie10.errors import ConfigError
+from cie10.errors import ConfigError, HubError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,60 @@ def describe_base_model(name: str) -> BaseModelInfo:
     path = Path(name).expanduser()
     if path.is_dir():
         return _describe_local(name, path)
+    check_hub_model("base model", name, None, path)
     return BaseModelInfo(name, name, name, None, f"The Hub model {name}, as published there.")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether `name` can only be a folder, not a Hub id (`org/name` or `name`): `./x`, `/x`, `~/x`, `a/b/c`."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        return True
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_hub_model(what: str, name: str, revision: str | None, path: Path | None = None) -> None:
+    """Raise one clear error unless `name` is an existing folder or a model repo that the Hub (or cache) has.
+
+    Called before a run writes anything, so that a typo costs nothing. Offline (`HF_HUB_OFFLINE=1`), the Hub
+    cache must hold the model; online, the Hub (`HF_ENDPOINT`) must answer and have it at `revision`.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from cie10 import hub
+
+    path = path if path is not None else Path(name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {name}: a file, not a model folder")
+    if looks_like_path(name):
+        raise ConfigError(f"{what} {name}: no such folder")
+    if constants.HF_HUB_OFFLINE:
+        if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+            raise ConfigError(f"{what} {name}: no such folder, and not in the Hub cache (HF_HUB_OFFLINE is set)")
+        return
+    try:
+        hub.check_revision(name, "model", revision)
+    except HubError as error:
+        raise HubError(f"{what} {name}: no such folder, and {error}") from error
+
+
+def load_base_model(factory: Any, base: BaseModelInfo, **kwargs: Any) -> Any:
+    """`factory(base.load_path, **kwargs)` (SentenceTransformer, CrossEncoder), a failure as one clear error."""
+    from cie10 import hub
+
+    try:
+        if Path(base.load_path).is_dir():
+            return factory(base.load_path, **kwargs)
+        with hub.hub_errors(base.load_path, "model"):
+            return factory(base.load_path, **kwargs)
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"cannot load the base model {base.name}: {reason}") from error
 
 
 def _describe_local(name: str, path: Path) -> BaseModelInfo:

@@ -22,13 +22,21 @@ from cie10.settings import apply_torch_threads, get_settings
 from cie10.training import data as training_data
 from cie10.training.config import RerankerConfig
 from cie10.training.evaluation import MeanOverLanguagesEvaluator, reranking_evaluator
-from cie10.training.models import BaseModelInfo, append_provenance, describe_base_model, freeze_for_cpu
+from cie10.training.models import (
+    BaseModelInfo,
+    append_provenance,
+    describe_base_model,
+    freeze_for_cpu,
+    load_base_model,
+)
 from cie10.training.runs import (
     announce_scope,
     card_languages,
+    check_inputs,
     dataset_card_entry,
     evaluate_once,
     prepare_run_dir,
+    promote_run,
     publish,
     resume_checkpoint,
     staging_dir,
@@ -58,7 +66,7 @@ def train_reranker(config: RerankerConfig, *, callbacks: list[Any] | None = None
     started = time.perf_counter()
     apply_torch_threads()
     state = PartialState()
-    run_dir = prepare_run_dir(config, is_main_process=state.is_main_process)
+    check_inputs(config)  # nothing is written before every input is found
     catalog = load_catalog()
     corpus = training_data.corpus_entries(catalog, config.scope, config.chapters)
     announce_scope(config, corpus)
@@ -67,6 +75,7 @@ def train_reranker(config: RerankerConfig, *, callbacks: list[Any] | None = None
     data = training_data.load_training_data(config.dataset_id, config.dataset_revision, config.languages)
     base = describe_base_model(config.base_model)
     model, parameters = load_model(config, base, data)
+    run_dir = prepare_run_dir(config, is_main_process=state.is_main_process)
 
     # 2. Load the data: groups of the bi-encoder's candidates plus named siblings, and held-out groups
     with state.main_process_first():
@@ -113,6 +122,7 @@ def train_reranker(config: RerankerConfig, *, callbacks: list[Any] | None = None
         started,
     )
     save_final(model, config, base, summary)
+    run_dir = promote_run(config)
 
     # 8. Push to the Hub (the local one by default)
     if config.push:
@@ -136,7 +146,7 @@ def load_model(config: RerankerConfig, base: BaseModelInfo, data: training_data.
         local_files_only=True,
         tags=["cie10", "icd-10-cm", "medical", "multilingual", "reranker"],
     )
-    model = CrossEncoder(base.load_path, num_labels=1, model_card_data=card)
+    model = load_base_model(CrossEncoder, base, num_labels=1, model_card_data=card)
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
     model.max_seq_length = config.max_seq_length

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cie10.catalog import SCOPES, CodeEntry
+from cie10.errors import Cie10Error, ConfigError
 from cie10.settings import get_settings
 from cie10.training.config import TrainingRunConfig
 from cie10.training.data import TrainingData
@@ -20,19 +21,79 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS_DIRNAME = "checkpoints"
 
 
+def check_inputs(config: TrainingRunConfig) -> None:
+    """Fail with one clear message, before anything is written, on inputs that cannot be found.
+
+    The dataset: a folder that does not exist is refused here (a Hub id is checked when it loads, which comes
+    before the run folder is touched too). The reranker's bi-encoder: a folder, or a model repo on the Hub.
+    The base model is resolved by `describe_base_model`, also before `prepare_run_dir`.
+    """
+    from cie10.training.models import check_hub_model, looks_like_path
+
+    dataset = config.dataset_id
+    if looks_like_path(dataset) and not Path(dataset).expanduser().is_dir():
+        raise ConfigError(f"dataset {dataset}: no such folder (a Hub id is <org>/<name>)")
+    bi_encoder = getattr(config, "bi_encoder_id", None)
+    if bi_encoder is not None and not Path(bi_encoder).expanduser().is_dir():
+        hint = " (train one with `cie10 train bi-encoder` or pass --bi_encoder)"
+        try:
+            check_hub_model("bi-encoder", bi_encoder, getattr(config, "bi_encoder_revision", None))
+        except Cie10Error as error:
+            raise type(error)(f"{error}{hint}") from error
+
+
 def prepare_run_dir(config: TrainingRunConfig, *, is_main_process: bool = True) -> Path:
-    """Create `<output_dir>/<run_name>/` and save the config there; a fresh run drops old checkpoints."""
+    """Choose the folder this run writes into and save the config there; call it once every input resolved.
+
+    - `--resume` continues `<run_name>.tmp` (a fresh run that was building beside an earlier one) if it exists,
+      else `<output_dir>/<run_name>` in place.
+    - A fresh run writes into `<output_dir>/<run_name>` when that is empty or absent. When it holds an earlier
+      run, the fresh run is built in `<run_name>.tmp` beside it, and `promote_run` replaces the earlier run only
+      once the new model is saved: a failed or interrupted run leaves the earlier one as it was.
+    """
+    named = config.named_run_dir
+    staging = _staging_dir(config)
+    if config.resume:
+        config.write_into(staging if staging.is_dir() else None)
+    elif named.is_dir() and any(named.iterdir()):
+        config.write_into(staging)
+        if is_main_process:
+            if staging.exists():
+                logger.info("fresh run: removing %s, an unfinished fresh run (use --resume to continue one)", staging)
+                shutil.rmtree(staging)
+            logger.info("fresh run: building in %s; it replaces %s once its model is saved", staging, named)
+    else:
+        config.write_into(None)
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = run_dir / CHECKPOINTS_DIRNAME
     if is_main_process:
-        if not config.resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
-            logger.info(
-                "fresh run: removing the checkpoints of an earlier run in %s (use --resume to continue)", run_dir
-            )
-            shutil.rmtree(checkpoints)
+        run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.yaml")
     return run_dir
+
+
+def _staging_dir(config: TrainingRunConfig) -> Path:
+    """`<output_dir>/<run_name>.tmp`: where a fresh run is built while an earlier run keeps its folder."""
+    return config.named_run_dir.with_name(f"{config.run_name}.tmp")
+
+
+def promote_run(config: TrainingRunConfig) -> Path:
+    """Once a fresh run's model is saved: its folder replaces the earlier run's (`<output_dir>/<run_name>`).
+
+    The earlier run is moved aside, the new one renamed into place, then the earlier one removed; returns the run
+    folder. A run that wrote in place already is there.
+    """
+    named, built = config.named_run_dir, config.run_dir
+    if built == named:
+        return named
+    old = named.with_name(f".{named.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if named.exists():
+        named.rename(old)
+    built.rename(named)
+    config.write_into(None)
+    shutil.rmtree(old, ignore_errors=True)
+    logger.info("the new run replaced the earlier one in %s", named)
+    return named
 
 
 def resume_checkpoint(config: TrainingRunConfig) -> str | None:
