@@ -1,8 +1,9 @@
 """What every LLM backend shares: the request loop (cache, concurrency, rate limit, retries) and the run report.
 
 A backend only turns a `Prompt` into a `Completion` and classifies its failures: `RetryableError` (429, 5xx,
-network: retried with exponential backoff), `RejectedError` (this request refused: counted, dropped, not
-cached, so a later run asks again) or a `Cie10Error` (a bad key, an unknown model: the run stops).
+network: retried with exponential backoff; a refused connection or an unknown host only once, after a second),
+`RejectedError` (this request refused: counted, dropped, not cached, so a later run asks again) or a `Cie10Error`
+(a bad key, an unknown model: the run stops).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import math
 import random
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -166,6 +168,25 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
+CONNECT_RETRIES = 1
+"""Retries of a request whose connection was refused (or whose host is unknown): one, in case the server was
+restarting; after that nothing listens, and waiting longer (the 429 backoff) would only delay the error."""
+CONNECT_RETRY_DELAY = 1.0
+
+
+def cannot_connect(error: BaseException) -> bool:
+    """Whether a network failure is a refused connection or an unknown host (not a slow or busy server)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "os_error", None)):  # aiohttp keeps the OSError aside
+            if isinstance(candidate, ConnectionRefusedError | socket.gaierror):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def backoff_delay(attempt: int, config: GenerationConfig, hint: float | None = None) -> float:
     """Exponential backoff with jitter for retry `attempt` (0-based), at least the server's hint."""
     delay = min(config.retry_max_delay, config.retry_initial_delay * (2**attempt))
@@ -194,7 +215,8 @@ async def _request(
             try:
                 completion = await backend.complete(prompt)
             except RetryableError as error:
-                if attempt == config.max_retries:
+                refused = error.unreachable and cannot_connect(error)
+                if attempt >= (min(config.max_retries, CONNECT_RETRIES) if refused else config.max_retries):
                     if error.unreachable:
                         raise LLMServiceError(
                             f"{backend.name} is unreachable after {attempt + 1} attempts: {error.reason}"
@@ -202,7 +224,7 @@ async def _request(
                     report.failed[f"gave up after {attempt + 1} attempts: {error.reason}"] += 1
                     break
                 report.retries += 1
-                delay = backoff_delay(attempt, config, error.retry_after)
+                delay = CONNECT_RETRY_DELAY if refused else backoff_delay(attempt, config, error.retry_after)
                 logger.debug("%s; retry %d in %.1fs", error.reason, attempt + 1, delay)
                 await asyncio.sleep(delay)
                 continue
