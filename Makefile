@@ -10,7 +10,7 @@ export CIE10_HUB_PORT ?= 8090
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup model hub quickstart test lint bench clean-hub
+.PHONY: setup model hub quickstart test lint bench clean-hub apertium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,25 @@ model: setup
 hub: setup
 	$(BIN)/cie10 hub serve --port $(CIE10_HUB_PORT) --background
 
-quickstart: model hub
+# Apertium (offline translation pivots of `cie10 generate`): installed with apt when it (or one of its Spanish
+# pairs) is missing and we are root; never fails the build (without it `translate` logs how to install it)
+APERTIUM_PACKAGES := apertium cg3 apertium-spa-cat apertium-es-pt apertium-fr-es apertium-spa-ita apertium-en-es
+APERTIUM_MODES := spa-cat es-pt es-fr spa-ita spa-eng
+apertium:
+	@modes="$$(apertium -l 2>/dev/null)"; missing=""; \
+	for mode in $(APERTIUM_MODES); do grep -qx "[[:space:]]*$$mode" <<< "$$modes" || missing="$$missing $$mode"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "apertium: installing (missing:$$missing)"; \
+		(apt-get install -y -q $(APERTIUM_PACKAGES) || (apt-get update -q && apt-get install -y -q $(APERTIUM_PACKAGES))) \
+			|| echo "apertium: apt-get failed; install it with: apt-get install -y $(APERTIUM_PACKAGES)"; \
+	elif [ -n "$$missing" ]; then \
+		echo "apertium: missing$$missing (needs root); install it with: apt-get install -y $(APERTIUM_PACKAGES)"; \
+	fi
+
+quickstart: model hub apertium
 	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) bash scripts/quickstart.sh
 
-test: model
+test: model apertium
 	VENV_PYTHON=$(BIN)/python bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -12,8 +12,8 @@ step "1. catalogue: ICD-10-CM 2026 with multilingual labels"
 "$cie10" codes stats
 "$cie10" codes publish   # untagged: the release tags every repo at once
 
-step "2. synthetic pairs: terminology backend (offline; the LLM backends are in docs/generation.md)"
-"$cie10" generate --backend terminology --no_dedup --publish
+step "2. synthetic pairs, offline: official labels, CodiEsp train mentions, Apertium pivots (LLMs: docs/generation.md)"
+"$cie10" generate --sources terminology codiesp translate --no_dedup --publish
 
 step "3. bi-encoder: short CPU run from the embedded multilingual-e5-small (catalogue scope: quickstart)"
 "$cie10" train bi-encoder --config quickstart-bi-encoder --dataset "$org/cie10-synth"

@@ -18,6 +18,10 @@ from cie10.settings import get_settings
 QUERY_LANGUAGES: tuple[str, ...] = ("en", "es", "ca", "it", "pt", "fr")
 """Languages a generated mention may be written in."""
 BACKENDS: tuple[str, ...] = ("terminology", "gemini", "openai")
+SOURCES: tuple[str, ...] = ("terminology", "codiesp", "translate")
+"""Offline sources, mixed with the LLM backend's rows: official labels, CodiEsp train mentions, Apertium pivots."""
+TRANSLATION_LANGUAGES: tuple[str, ...] = ("ca", "pt", "fr", "it", "en")
+"""Languages the `translate` source writes from Spanish rows."""
 SYNTH_REPO_NAME = "cie10-synth"
 """The dataset is published as `<org>/cie10-synth`."""
 
@@ -35,6 +39,10 @@ def _default_cache_dir() -> str:
     return str(get_settings().home / "llm-cache")
 
 
+def _default_translation_cache() -> str:
+    return str(get_settings().home / "translation-cache")
+
+
 def _default_output_dir() -> str:
     return str(get_settings().home / "build" / SYNTH_REPO_NAME)
 
@@ -46,6 +54,13 @@ class GenerationConfig:
     backend: Literal["terminology", "gemini", "openai"] = field(
         default="terminology",
         metadata={"help": "terminology (offline: official labels), gemini (google-genai) or openai (compatible)"},
+    )
+    sources: list[str] = field(
+        default_factory=lambda: list(SOURCES),
+        metadata={
+            "help": "offline sources mixed with the backend's rows: terminology (official labels), codiesp (CodiEsp "
+            "train mentions), translate (Apertium pivots of the Spanish rows); `none` for the backend's rows only"
+        },
     )
     model: str = field(
         default="gemini-2.5-flash", metadata={"help": "LLM name (gemini: a Gemini model; openai: the served model)"}
@@ -115,6 +130,41 @@ class GenerationConfig:
     max_cost_usd: float | None = field(
         default=None, metadata={"help": "refuse to start when the estimated cost is above this"}
     )
+    codiesp_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "CodiEsp folder holding train/trainX.tsv (default: CIE10_CODIESP_DIR, else ../shared/data/codiesp "
+            "beside the repo); only train/ is read, dev/ never trains"
+        },
+    )
+    codiesp_context: bool = field(
+        default=True, metadata={"help": "keep the sentence around each CodiEsp mention (column `context`)"}
+    )
+    translate_languages: list[str] = field(
+        default_factory=lambda: list(TRANSLATION_LANGUAGES),
+        metadata={"help": "translate: languages written from the Spanish mentions (ca pt fr it en)"},
+    )
+    translate_names_to: list[str] = field(
+        default_factory=lambda: ["ca", "it"],
+        metadata={
+            "help": "translate: languages written from the catalogue's Spanish labels (names); ca and it lack labels"
+        },
+    )
+    translate_max_unknown: int = field(
+        default=1,
+        metadata={
+            "help": "translate: drop a translation with more unknown words than this (Apertium's `*word`; acronyms "
+            "and words with digits do not count)"
+        },
+    )
+    translate_batch_size: int = field(default=2000, metadata={"help": "translate: phrases per Apertium process"})
+    translation_cache_dir: str = field(
+        default_factory=_default_translation_cache,
+        metadata={"help": "translate: cache of translations by pair and text (default <CIE10_HOME>/translation-cache)"},
+    )
+    max_rows_per_source: int | None = field(
+        default=None, metadata={"help": "keep at most this many candidate rows per source (seeded sample; None: all)"}
+    )
     min_chars: int = field(default=3, metadata={"help": "shortest mention kept"})
     max_chars: int = field(default=250, metadata={"help": "longest mention kept"})
     langid_min_words: int = field(
@@ -127,6 +177,9 @@ class GenerationConfig:
         default=False, metadata={"help": "also language-check official labels (their source fixes the language)"}
     )
     dedup: bool = field(default=True, metadata={"help": "drop near-duplicate mentions by embedding similarity"})
+    dedup_names: bool = field(
+        default=False, metadata={"help": "also compare names (official and translated labels) for near-duplicates"}
+    )
     dedup_model: str = field(default="default", metadata={"help": "encoder for near-duplicates (default: embedded)"})
     dedup_threshold: float = field(
         default=0.985,
@@ -148,8 +201,14 @@ class GenerationConfig:
     exclude_codiesp: bool = field(
         default=True, metadata={"help": "also exclude CodiEsp dev mentions when the shared copy is found"}
     )
-    validation_fraction: float = field(default=0.1, metadata={"help": "share of rows in validation (by category)"})
-    test_fraction: float = field(default=0.1, metadata={"help": "share of rows in test (by category)"})
+    validation_fraction: float = field(default=0.1, metadata={"help": "share of categories in validation"})
+    test_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "share of categories in test (its queries: 0.2 gives every language at least 200 test queries "
+            "from the CodiEsp train mentions at full scope)"
+        },
+    )
     seed: int = field(default=42, metadata={"help": "seed of sampling and splitting"})
     cache_dir: str = field(
         default_factory=_default_cache_dir, metadata={"help": "LLM response cache (default <CIE10_HOME>/llm-cache)"}
@@ -167,6 +226,25 @@ class GenerationConfig:
             raise ConfigError(
                 f"unsupported language(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(QUERY_LANGUAGES)}"
             )
+        self.sources = [source.strip().lower() for source in self.sources if source.strip()]
+        if self.sources == ["none"]:
+            self.sources = []
+        unknown_sources = [source for source in self.sources if source not in SOURCES]
+        if unknown_sources:
+            raise ConfigError(
+                f"unknown source(s) {', '.join(unknown_sources)}: choose from {', '.join(SOURCES)} (or none)"
+            )
+        if not self.sources and not self.is_llm:
+            raise ConfigError("no rows to make: the terminology backend needs at least one source (see --sources)")
+        for name in ("translate_languages", "translate_names_to"):
+            values = [language.strip().lower() for language in getattr(self, name) if language.strip()]
+            wrong = [language for language in values if language not in TRANSLATION_LANGUAGES]
+            if wrong:
+                raise ConfigError(f"{name}: cannot translate into {', '.join(wrong)}; choose from "
+                                  f"{', '.join(TRANSLATION_LANGUAGES)}")  # fmt: skip
+            setattr(self, name, values)
+        if self.translate_max_unknown < 0 or self.translate_batch_size < 1:
+            raise ConfigError("translate_max_unknown must be at least 0 and translate_batch_size at least 1")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.mentions_per_code < 1 or self.budget_pairs < 1:

@@ -1,12 +1,15 @@
 """Curation: rule-based checks, language identification, deduplication and evaluation-overlap removal.
 
 Each step drops rows for a named reason and counts them (with a few examples) in a `CurationReport` that is
-saved with the dataset. Steps, in order: `reply` (LLM replies that are malformed or empty), `unknown_code`,
+saved with the dataset. Steps, in order: `reply` (LLM replies that are malformed or empty), `source`
+(rows a source could not use: CodiEsp codes missing from ICD-10-CM 2026, translations with unknown words),
+`scope` (codes outside the run's catalogue scope), `unknown_code`,
 `not_a_mention` (placeholders such as "nan", instructional notes), `length`, `code_string` (the mention
 contains a code), `copied_title` (the mention is the English title, i.e. the retrieval document itself, or for
 an LLM row the official label it was shown), `language` (lingua disagrees with the target language),
 `duplicate` (exact, or one text for unrelated codes), `near_duplicate` (embedding cosine within a code),
-`eval_overlap` (the text is an evaluation query), and after splitting `split_leak`.
+`eval_overlap` (the text is an evaluation query), and after splitting `held_out_name` (names of held-out
+categories: names never test) and `split_leak` (a held-out query equal to a code name or a training row).
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from pydantic import ValidationError
 from cie10.catalog import Catalog
 from cie10.generation.cache import Completion
 from cie10.generation.config import GenerationConfig
-from cie10.generation.pairs import Pair, normalize_text
+from cie10.generation.pairs import CODIESP_SOURCE, Pair, normalize_text
 from cie10.generation.prompts import MentionsReply, Prompt
 
 logger = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = (
     "reply",
+    "source",
+    "scope",
     "unknown_code",
     "not_a_mention",
     "length",
@@ -43,10 +48,13 @@ STEPS: tuple[str, ...] = (
     "duplicate",
     "near_duplicate",
     "eval_overlap",
+    "held_out_name",
     "split_leak",
 )
 STEP_DESCRIPTIONS: dict[str, str] = {
     "reply": "LLM reply malformed (not JSON of the schema), empty or blocked",
+    "source": "a source row that cannot be used (CodiEsp code not in ICD-10-CM 2026, translation with unknown words)",
+    "scope": "code outside the run's catalogue scope (never remapped to another code)",
     "unknown_code": "code not in the catalogue",
     "not_a_mention": "a placeholder (nan, none, ...) or an instructional note, not a mention",
     "length": "shorter or longer than the length bounds",
@@ -56,7 +64,8 @@ STEP_DESCRIPTIONS: dict[str, str] = {
     "duplicate": "the same text twice for a code, or one text for unrelated codes",
     "near_duplicate": "embedding cosine at or above the threshold to a kept mention of the same code and language",
     "eval_overlap": "the text is a query of an evaluation set",
-    "split_leak": "the text is also in a held-out split (validation/test)",
+    "held_out_name": "a name (official or translated label) of a held-out category: held-out splits are queries only",
+    "split_leak": "a held-out query equal to a code name or a training row, or a text in two splits",
 }
 PLACEHOLDERS = frozenset({"nan", "none", "null", "n a", "na", "nos", "unknown", "tbd", "todo", "x", "xx"})
 _NOTE = re.compile(
@@ -223,9 +232,7 @@ def check_text(pairs: list[Pair], catalog: Catalog, config: GenerationConfig, re
             report.drop("code_string", "contains an ICD-10 code", pair)
         elif normalized == normalize_text(entry.title):
             report.drop("copied_title", "same as the English title (the retrieval document)", pair)
-        elif not pair.is_terminology and any(
-            normalized == normalize_text(label.text) for label in entry.own_labels(pair.language)
-        ):
+        elif pair.is_llm and any(normalized == normalize_text(label.text) for label in entry.own_labels(pair.language)):
             report.drop("copied_title", "same as the official label shown in the prompt", pair)
         else:
             kept.append(pair)
@@ -265,6 +272,8 @@ def check_language(pairs: list[Pair], config: GenerationConfig, report: Curation
     for index, pair in enumerate(pairs):
         if pair.is_terminology and not config.langid_terminology:
             report.skipped["language check: official label"] += 1
+        elif pair.language_fixed and not pair.is_terminology:
+            report.skipped["language check: real text of a known language (CodiEsp)"] += 1
         elif len(pair.query.split()) < config.langid_min_words:
             report.skipped[f"language check: fewer than {config.langid_min_words} words"] += 1
         else:
@@ -324,13 +333,17 @@ def check_duplicates(pairs: list[Pair], catalog: Catalog, report: CurationReport
 def check_near_duplicates(pairs: list[Pair], config: GenerationConfig, report: CurationReport) -> list[Pair]:
     """Within each (code, language), drop a mention whose cosine to an earlier kept one is >= the threshold.
 
+    Queries only unless `dedup_names`: official labels are distinct by construction, and comparing the tens of
+    thousands of names of a full-scope run would dominate its time.
+
     Only pairs of mentions that are already alike as strings (difflib ratio >= `dedup_prefilter`) are
     compared, so only their texts are encoded: an encoder cosine that high does not occur between texts
     that share little, and encoding every mention would dominate the run's time on a CPU.
     """
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, pair in enumerate(pairs):
-        groups[(pair.code, pair.language)].append(index)
+        if pair.kind == "query" or config.dedup_names:
+            groups[(pair.code, pair.language)].append(index)
     candidates: dict[int, set[int]] = defaultdict(set)
     for indices in groups.values():
         for later_position, later in enumerate(indices):
@@ -420,10 +433,10 @@ def read_eval_queries(path: str | os.PathLike) -> list[str]:
     return [str(query) for query in table["query"]]
 
 
-def eval_queries(config: GenerationConfig, report: CurationReport) -> set[str]:
-    """Normalized queries of every evaluation source the config names (and CodiEsp dev when found)."""
+def eval_queries(config: GenerationConfig, report: CurationReport, *, codiesp_dev: bool = True) -> set[str]:
+    """Normalized queries of every evaluation source the config names (and CodiEsp dev when found and asked)."""
     sources = list(config.exclude_queries_from)
-    if config.exclude_codiesp and (found := codiesp_dir()) is not None:
+    if codiesp_dev and config.exclude_codiesp and (found := codiesp_dir()) is not None:
         sources.append(str(found / "dev" / "devX.tsv"))
     queries: set[str] = set()
     for source in sources:
@@ -433,14 +446,41 @@ def eval_queries(config: GenerationConfig, report: CurationReport) -> set[str]:
     return queries
 
 
-def check_eval_overlap(pairs: list[Pair], queries: set[str], report: CurationReport) -> list[Pair]:
-    """Drop rows whose text is an evaluation query."""
-    if not queries:
+def codiesp_dev_queries(config: GenerationConfig, report: CurationReport) -> set[str]:
+    """Normalized CodiEsp dev mentions (when the shared copy is found and `exclude_codiesp`)."""
+    found = codiesp_dir() if config.exclude_codiesp else None
+    if found is None:
+        return set()
+    texts = read_eval_queries(found / "dev" / "devX.tsv")
+    report.notes.append(
+        f"excluded the {len(texts)} queries of devX.tsv (CodiEsp dev, evaluation data) from every row not derived "
+        "from CodiEsp train: the same clinical phrase in a train and a dev document is the domain, not a leak"
+    )
+    return {normalize_text(text) for text in texts}
+
+
+def from_codiesp_train(pair: Pair) -> bool:
+    """Whether a row is a CodiEsp training mention or a translation of one."""
+    return pair.source == CODIESP_SOURCE or pair.source.endswith("<-" + CODIESP_SOURCE)
+
+
+def check_eval_overlap(
+    pairs: list[Pair], queries: set[str], report: CurationReport, *, codiesp_dev: set[str] | None = None
+) -> list[Pair]:
+    """Drop rows whose text is an evaluation query; CodiEsp dev mentions only for rows not from CodiEsp train."""
+    if not queries and not codiesp_dev:
         return pairs
     kept = []
     for pair in pairs:
-        if normalize_text(pair.query) in queries:
+        key = normalize_text(pair.query)
+        if key in queries:
             report.drop("eval_overlap", "text is an evaluation query", pair)
+        elif codiesp_dev and key in codiesp_dev:
+            if from_codiesp_train(pair):
+                report.skipped["CodiEsp dev overlap guard: CodiEsp train row (the domain, not a leak)"] += 1
+                kept.append(pair)
+            else:
+                report.drop("eval_overlap", "text is a CodiEsp dev mention", pair)
         else:
             kept.append(pair)
     return kept
@@ -469,7 +509,11 @@ def curate(
         rows = check_near_duplicates(rows, config, report)
     else:
         report.notes.append("near-duplicate removal by embedding was off (dedup=false)")
-    rows = check_eval_overlap(rows, exclude if exclude is not None else eval_queries(config, report), report)
+    if exclude is not None:
+        rows = check_eval_overlap(rows, exclude, report)
+    else:
+        queries = eval_queries(config, report, codiesp_dev=False)
+        rows = check_eval_overlap(rows, queries, report, codiesp_dev=codiesp_dev_queries(config, report))
     report.output_rows = len(rows)
     logger.info("curation: kept %d of %d rows", len(rows), report.input_rows)
     return rows, report

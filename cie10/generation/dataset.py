@@ -34,7 +34,7 @@ from cie10.settings import get_settings
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "generation_report.json"
-COLUMNS: tuple[str, ...] = ("query", "code", "language", "source", "category", "hard_negatives")
+COLUMNS: tuple[str, ...] = ("query", "code", "language", "source", "category", "hard_negatives", "kind", "context")
 
 
 def features() -> Any:
@@ -50,6 +50,8 @@ def features() -> Any:
             "source": string,
             "category": string,
             "hard_negatives": datasets.List(string),
+            "kind": string,
+            "context": string,
         }
     )
 
@@ -95,6 +97,87 @@ def _count_table(splits: dict[str, list[Pair]], languages: list[str]) -> str:
         lines.append(f"| {language} | " + " | ".join(str(n) for n in row) + f" | {sum(row)} |")
     totals = [sum(counts[split].values()) for split in SPLITS]
     lines.append("| **all** | " + " | ".join(str(n) for n in totals) + f" | {sum(totals)} |")
+    return "\n".join(lines)
+
+
+CODIESP_ATTRIBUTION = (
+    "CodiEsp v4 training split (CLEF eHealth 2020), CC BY 4.0: Miranda-Escalada A., Gonzalez-Agirre A., "
+    'Armengol-Estapé J., Krallinger M., "Overview of automatic clinical coding: annotations, guidelines, and '
+    'solutions for non-English clinical cases at CodiEsp track of CLEF eHealth 2020"; corpus Zenodo 3693570, '
+    "gold standard v4 Zenodo 3837305. Rows with source `codiesp-train` (and their translations) derive from it."
+)
+APERTIUM_ATTRIBUTION = (
+    "Apertium (https://www.apertium.org, free/open-source rule-based machine translation, GPL) wrote the rows "
+    "with source `apertium:<mode><-<origin>`; they inherit the license of their origin row."
+)
+
+
+def sources_paragraphs(config: dict[str, Any]) -> list[str]:
+    """How each offline source made its rows, from the run's settings (`GenerationConfig.to_dict()`)."""
+    sources = config.get("sources") or []
+    parts = []
+    if "terminology" in sources:
+        parts.append(
+            "`terminology` (names): English rows are the ICD-10-CM inclusion terms of each code (its title is the "
+            "retrieval document); other languages are the code's own WHO ICD-10 / CIE-10 titles, never a label "
+            "inherited from an ancestor."
+        )
+    if "codiesp" in sources:
+        parts.append(
+            "`codiesp` (queries, Spanish): the diagnosis mentions of the CodiEsp v4 *training* split (500 clinical "
+            "cases coded by professionals), codes normalised to ICD-10-CM 2026; a code that no longer exists is "
+            "dropped and counted (step `source`), one outside the scope too (step `scope`, never remapped). "
+            "`context` holds the sentence around the mention. CodiEsp dev is never read for training; the "
+            "CodiEsp-dev overlap guard does not apply to these rows (the same phrase in a train and a dev document "
+            "is the domain, not a leak)."
+        )
+    if "translate" in sources:
+        parts.append(
+            "`translate` (Apertium, offline, batches of phrases): the CodiEsp mentions become queries in "
+            f"{', '.join(config.get('translate_languages') or [])}; the catalogue's own Spanish labels become names "
+            f"in {', '.join(config.get('translate_names_to') or []) or 'no language'}. A translation with more than "
+            f"{config.get('translate_max_unknown', 1)} unknown word(s) (Apertium's `*word`; acronyms and words "
+            "with digits do not count) is dropped and counted (step `source`); lingua's language check runs on "
+            "every translated row."
+        )
+    parts.append(
+        "Each row is a `name` of its code (an official label or its translation) or a `query` (clinical writing: "
+        "CodiEsp mentions, their translations, LLM mentions). Names may train; validation and test are queries "
+        "only, and a held-out query whose normalised text equals any name of any code (every label in every "
+        "language, English titles, inclusion terms, translated labels) or any training row is dropped "
+        "(step `split_leak`)."
+    )
+    return parts
+
+
+def source_attributions(config: dict[str, Any]) -> list[str]:
+    """Attribution lines for the sources the run used (CodiEsp, Apertium)."""
+    sources = config.get("sources") or []
+    return [
+        *([CODIESP_ATTRIBUTION] if "codiesp" in sources else []),
+        *([APERTIUM_ATTRIBUTION] if "translate" in sources else []),
+    ]
+
+
+def source_counts(splits: dict[str, list[Pair]]) -> list[dict[str, Any]]:
+    """Rows per (language, source, kind) and split, sorted: the card's table and the report's `counts_by_source`."""
+    counts: dict[tuple[str, str, str], Counter] = {}
+    for split, rows in splits.items():
+        for pair in rows:
+            counts.setdefault((pair.language, pair.source, pair.kind), Counter())[split] += 1
+    return [
+        {"language": language, "source": source, "kind": kind, **{split: counts[key][split] for split in SPLITS}}
+        for key in sorted(counts)
+        for language, source, kind in [key]
+    ]
+
+
+def source_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: language x source (and kind), one column per split."""
+    lines = ["| language | source | kind | " + " | ".join(SPLITS) + " |", "|---|---|---|" + "---:|" * len(SPLITS)]
+    for row in rows:
+        cells = [row["language"], f"`{row['source']}`", row["kind"], *(f"{row.get(split, 0):,}" for split in SPLITS)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -159,22 +242,27 @@ def card(
         )
     else:
         made = (
-            "`terminology` backend (no LLM): English rows are the ICD-10-CM inclusion terms of each code (its title "
-            "is the retrieval document, so it is not a query); other languages are the code's own WHO ICD-10 / "
-            "CIE-10 titles (never a label inherited from an ancestor). `hard_negatives` are the code's siblings. "
-            f"Scope `{config.resolved_scope}`. A baseline: official labels, not clinical writing."
+            f"No language model: offline sources {', '.join(f'`{s}`' for s in config.sources)}, scope "
+            f"`{config.resolved_scope}`. `hard_negatives` are the code's siblings."
         )
+    made += "\n\n" + "\n\n".join(sources_paragraphs(config.to_dict()))
     limits = [
-        "Mentions are synthetic or official labels, not real clinical notes; measure on real data (e.g. CodiEsp).",
-        "Splits are by 3-character category: test codes are unseen in train (a zero-shot measure per category).",
+        "Apart from the CodiEsp training mentions, rows are official labels, machine translations or LLM "
+        "mentions, not real clinical notes; measure on real data (CodiEsp dev, reported on all and unseen mentions).",
+        "Splits are by 3-character category: test codes are unseen in train, names included (a zero-shot measure "
+        "per category).",
         "Language identification skips mentions shorter than "
         f"{config.langid_min_words} words (clinical abbreviations are shared across languages).",
     ]
+    translated = set(config.translate_names_to) if "translate" in config.sources else set()
     for language, why in NO_TERMINOLOGY.items():
-        if not config.is_llm and language in config.languages:
+        if language in config.languages and language not in translated:
             limits.append(f"`{language}`: {why}.")
-    if not config.is_llm:
-        limits.append("Italian has few rows: the WHO Italian titles cover only a few hundred codes.")
+    if "translate" in config.sources:
+        limits.append(
+            "Translated rows are machine translations (Apertium, rule-based): Spanish words it does not know stay "
+            "Spanish, and its French and Italian are rougher than its Catalan and Portuguese."
+        )
     if config.is_llm:
         limits.append("LLM output may hold clinical errors that rule-based checks cannot see; spot-check it.")
     run_section = ""
@@ -191,7 +279,10 @@ def card(
         "\n".join(f"- {reason}: {count}" for reason, count in curation.hard_negatives_removed.items()) or "- none"
     )
     notes = "\n".join(f"- {note}" for note in curation.notes) or "- none"
-    sources = "\n".join(f"- `{name}` {package_version(name)}: {terms}" for name, terms in SOURCE_LICENSES.items())
+    sources = "\n".join(
+        [f"- `{name}` {package_version(name)}: {terms}" for name, terms in SOURCE_LICENSES.items()]
+        + [f"- {line}" for line in source_attributions(config.to_dict())]
+    )
     language_names = ", ".join(f"{LANGUAGE_NAMES[lang]} (`{lang}`)" for lang in languages)
     repo = get_settings().repo_id(SYNTH_REPO_NAME)
     groups = sum(1 for rows in splits.values() for pair in rows if pair.hard_negatives)
@@ -211,9 +302,11 @@ from datasets import load_dataset
 pairs = load_dataset("{repo}", "es", revision="v1.0")  # one language; "all" (the default) for every language
 ```
 
-Columns: `query` (the mention), `code`, `language` (ISO 639-1), `source` (`terminology:<label source>` or
-`<backend>:<model>`), `category` (3-character code group, the split unit), `hard_negatives` (codes a retriever
-could confuse with `code`: siblings; for LLM rows, the siblings the model named as plausible but wrong).
+Columns: `query` (the text), `code`, `language` (ISO 639-1), `source` (`terminology:<label source>`,
+`codiesp-train`, `apertium:<mode><-<origin>` or `<backend>:<model>`), `category` (3-character code group, the
+split unit), `hard_negatives` (codes a retriever could confuse with `code`: siblings; for LLM rows, the siblings
+the model named as plausible but wrong), `kind` (`name` or `query`), `context` (CodiEsp rows: the sentence around
+the mention).
 
 ## How it was made
 
@@ -226,6 +319,10 @@ near-identical mentions of a code group never straddle splits.
 ## Counts
 
 {_count_table(splits, languages)}
+
+Rows per language and source (`kind`: `name` = an official label or its translation, `query` = clinical writing):
+
+{source_table(source_counts(splits))}
 
 Rows with at least one hard negative (reranker groups): {groups}.
 
@@ -299,6 +396,7 @@ def write_synth_dataset(
             "catalog_version": catalog.version,
             "template_version": template_version,
             "counts": {split: dict(Counter(p.language for p in rows)) for split, rows in splits.items()},
+            "counts_by_source": source_counts(splits),
             "curation": curation.to_json(),
             "run": run.to_json() if run is not None else None,
         }

@@ -1,13 +1,15 @@
 """`generate(config)`: the whole run, top to bottom, as the CLI and the tests call it.
 
-1. load the catalogue; 2. make candidate pairs: official labels (`terminology`) or, for the LLM backends,
-sample (code, language) tasks, render prompts, estimate the cost, request what the cache lacks and parse the
-replies; 3. curate; 4. split by category; 5. write the dataset folder (atomically); 6. publish if asked.
+1. load the catalogue; 2. make candidate pairs: for the LLM backends, sample (code, language) tasks, render
+prompts, estimate the cost, request what the cache lacks and parse the replies; then the offline `sources`
+(official labels, CodiEsp train mentions, Apertium pivots of the Spanish rows); 3. curate; 4. split by category,
+held-out splits made of queries only; 5. write the dataset folder (atomically); 6. publish if asked.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,10 +23,10 @@ from cie10.generation.config import SYNTH_REPO_NAME, GenerationConfig
 from cie10.generation.curation import CurationReport, curate, pairs_from_reply
 from cie10.generation.dataset import write_synth_dataset
 from cie10.generation.llm import LLMBackend, RunReport, cost_usd, estimate_usage, run_prompts
-from cie10.generation.pairs import Pair
+from cie10.generation.pairs import Pair, normalize_text
 from cie10.generation.prompts import Prompt, Template, load_template, render_prompt
 from cie10.generation.sampling import sample_tasks
-from cie10.generation.splits import split_pairs
+from cie10.generation.splits import SPLITS, catalog_names, split_pairs
 from cie10.generation.terminology import NO_TERMINOLOGY, terminology_pairs
 from cie10.settings import get_settings
 
@@ -44,6 +46,16 @@ class GenerationResult:
     def counts(self) -> dict[str, dict[str, int]]:
         """`{split: {language: rows}}`."""
         return {split: dict(sorted(Counter(p.language for p in rows).items())) for split, rows in self.splits.items()}
+
+    def table(self, languages: list[str]) -> str:
+        """Rows per split (lines) and language (columns), with totals: what the run prints at the end."""
+        counts = self.counts()
+        width = max(7, *(len(language) for language in languages))
+        lines = ["split      " + "".join(f"{language:>{width}}" for language in [*languages, "total"])]
+        for split in SPLITS:
+            row = [counts.get(split, {}).get(language, 0) for language in languages]
+            lines.append(f"{split:<11}" + "".join(f"{n:>{width},}" for n in [*row, sum(row)]))
+        return "\n".join(lines)
 
 
 def make_backend(config: GenerationConfig) -> LLMBackend:
@@ -95,10 +107,10 @@ def dry_run(config: GenerationConfig, out: TextIO = sys.stdout, limit: int = 5) 
     """Print the prompts (the first `limit`; 0 for all) and the cost estimate; call nothing, need no key."""
     catalog = load_catalog()
     if not config.is_llm:
-        pairs = terminology_pairs(catalog, catalog.select(config.resolved_scope), config.languages)
+        pairs = source_pairs(catalog, config, CurationReport())
         out.write(
-            f"terminology backend: no LLM, no cost; {len(pairs)} candidate rows before curation "
-            f"({dict(Counter(p.language for p in pairs))})\n"
+            f"terminology backend with sources {', '.join(config.sources)}: no LLM, no cost; {len(pairs)} candidate "
+            f"rows before curation ({dict(Counter(p.language for p in pairs))})\n"
         )
         return None
     prompts, template = build_prompts(catalog, config)
@@ -158,26 +170,78 @@ def _llm_pairs(
     return pairs, report, template.version
 
 
+def source_pairs(catalog: Catalog, config: GenerationConfig, curation: CurationReport) -> list[Pair]:
+    """Candidate rows of the offline sources, in the run's scope and languages (see `config.sources`).
+
+    `translate` pivots the CodiEsp mentions of the run (when `codiesp` is a source) and the catalogue's own
+    Spanish labels; without Apertium it logs how to install it and adds nothing.
+    """
+    entries = catalog.select(config.resolved_scope)
+    by_source: dict[str, list[Pair]] = {}
+    if "terminology" in config.sources:
+        by_source["terminology"] = terminology_pairs(
+            catalog, entries, config.languages, max_hard_negatives=config.max_hard_negatives
+        )
+        translated_names = set(config.translate_names_to) if "translate" in config.sources else set()
+        for language, why in NO_TERMINOLOGY.items():
+            if language in config.languages:
+                extra = " (its names here are Apertium translations)" if language in translated_names else ""
+                curation.notes.append(f"{language}: {why}{extra}")
+    codiesp: list[Pair] = []
+    if "codiesp" in config.sources:
+        from cie10.generation.codiesp_source import codiesp_pairs
+
+        codiesp = codiesp_pairs(
+            catalog,
+            entries,
+            curation,
+            root=config.codiesp_dir,
+            context=config.codiesp_context,
+            max_hard_negatives=config.max_hard_negatives,
+        )
+        if "es" in config.languages:
+            by_source["codiesp"] = codiesp
+    if "translate" in config.sources:
+        from cie10.generation.translate import ApertiumTranslator, translation_pairs
+
+        translator = ApertiumTranslator(
+            config.translation_cache_dir, config.translate_batch_size, show_progress_bar=config.show_progress_bar
+        )
+        by_source["translate"] = translation_pairs(
+            codiesp,
+            catalog,
+            entries,
+            languages=[language for language in config.translate_languages if language in config.languages],
+            names_to=[language for language in config.translate_names_to if language in config.languages],
+            translator=translator,
+            report=curation,
+            max_unknown=config.translate_max_unknown,
+            max_hard_negatives=config.max_hard_negatives,
+        )
+    pairs: list[Pair] = []
+    for source, rows in by_source.items():
+        if config.max_rows_per_source is not None and len(rows) > config.max_rows_per_source:
+            rows = random.Random(f"{config.seed}-{source}").sample(rows, config.max_rows_per_source)
+            curation.notes.append(f"{source}: a seeded sample of {config.max_rows_per_source} rows")
+        logger.info("%s: %d candidate rows", source, len(rows))
+        pairs.extend(rows)
+    return pairs
+
+
 def generate(config: GenerationConfig, *, catalog: Catalog | None = None) -> GenerationResult:
-    """Build the dataset folder `config.output_dir` from the config's backend; see the module docstring."""
+    """Build the dataset folder `config.output_dir` from the config's backend and sources; see the module docstring."""
     catalog = catalog or load_catalog()
     curation = CurationReport()
     run: RunReport | None = None
     template_version: str | None = None
+    pairs: list[Pair] = []
     if config.is_llm:
-        pairs, run, template_version = _llm_pairs(catalog, config, curation)
-        if pairs is None:
+        llm_pairs, run, template_version = _llm_pairs(catalog, config, curation)
+        if llm_pairs is None:
             return GenerationResult(None, run=run, complete=False)
-    else:
-        pairs = terminology_pairs(
-            catalog,
-            catalog.select(config.resolved_scope),
-            config.languages,
-            max_hard_negatives=config.max_hard_negatives,
-        )
-        for language, why in NO_TERMINOLOGY.items():
-            if language in config.languages:
-                curation.notes.append(f"{language}: {why}")
+        pairs.extend(llm_pairs)
+    pairs.extend(source_pairs(catalog, config, curation))
+    names = catalog_names(catalog) | {normalize_text(pair.query) for pair in pairs if pair.kind == "name"}
     rows, curation = curate(pairs, catalog, config, curation)
     splits = split_pairs(
         rows,
@@ -186,6 +250,7 @@ def generate(config: GenerationConfig, *, catalog: Catalog | None = None) -> Gen
         test_fraction=config.test_fraction,
         seed=config.seed,
         report=curation,
+        names=names,
     )
     if not any(splits.values()):
         raise Cie10Error("no rows survived curation: nothing to write (see the curation report in the log)")
@@ -199,7 +264,7 @@ def generate(config: GenerationConfig, *, catalog: Catalog | None = None) -> Gen
         template_version=template_version,
     )
     result = GenerationResult(folder, splits, curation, run)
-    logger.info("rows per split and language: %s", result.counts())
+    logger.info("rows per split and language:\n%s", result.table(config.languages))
     return result
 
 

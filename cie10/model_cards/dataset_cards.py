@@ -19,6 +19,7 @@ from cie10 import LANGUAGE_NAMES, LANGUAGES
 from cie10.catalog import LABEL_LANGUAGES, MISSING_SOURCES, Catalog
 from cie10.catalog_sources import SOURCE_LICENSES, package_version
 from cie10.errors import Cie10Error
+from cie10.generation.dataset import source_attributions, sources_paragraphs
 from cie10.model_cards.render import bullet_list, cell, render
 from cie10.model_cards.repos import ReleaseRepos
 
@@ -72,6 +73,13 @@ class SynthData:
         lines.append("| **all** | " + " | ".join(f"{n:,}" for n in totals) + f" | {sum(totals):,} |")
         return "\n".join(lines)
 
+    def source_table(self) -> str:
+        """Markdown: rows per language x source (and kind) and split, from the report (empty for older reports)."""
+        from cie10.generation.dataset import source_table
+
+        rows = self.report.get("counts_by_source") or []
+        return source_table(rows) if rows else ""
+
     def thin_languages(self, expected: tuple[str, ...] = LANGUAGES) -> list[str]:
         """One sentence per query language with no or few training rows (the cards' limitations)."""
         from cie10.generation.terminology import NO_TERMINOLOGY
@@ -84,7 +92,8 @@ class SynthData:
             name = LANGUAGE_NAMES.get(language, language)
             rows = train.get(language, 0)
             if rows == 0:
-                why = NO_TERMINOLOGY.get(language) if self.config.get("backend") == "terminology" else None
+                old_default = ["terminology"] if self.config.get("backend") == "terminology" else []
+                why = NO_TERMINOLOGY.get(language) if "terminology" in self.config.get("sources", old_default) else None
                 notes.append(
                     f"{name} (`{language}`): no training rows" + (f" ({why})" if why else "")
                     + "; queries in it rely on the base model's cross-lingual transfer"
@@ -211,8 +220,8 @@ def build_synth_card(synth: SynthData, repos: ReleaseRepos, *, catalog_version: 
         configs=synth.configs,
     )
     limits = [
-        "Mentions are synthetic (or official labels), not real clinical notes: scores on real text (e.g. CodiEsp) "
-        "are lower.",
+        "Apart from the CodiEsp training mentions, rows are official labels, machine translations or LLM mentions, "
+        "not real clinical notes: scores on real text (CodiEsp dev) are lower.",
         "Splits are by 3-character category: test codes are unseen in training (a zero-shot measure per category).",
         *synth.thin_languages(),
     ]
@@ -220,6 +229,12 @@ def build_synth_card(synth: SynthData, repos: ReleaseRepos, *, catalog_version: 
         limits.append("Language-model output may hold clinical errors that rule-based checks cannot see.")
     extra_sources = [f"mentions written by `{backend}:{config.get('model')}`: the provider's terms for generated "
                      "output apply"] if is_llm else []  # fmt: skip
+    extra_sources += source_attributions(config)
+    if "translate" in (config.get("sources") or []):
+        limits.append(
+            "Translated rows are machine translations (Apertium, rule-based): Spanish words it does not know stay "
+            "Spanish, and its French and Italian are rougher than its Catalan and Portuguese."
+        )
     summary, table = _curation(synth.report)
     curation = synth.report.get("curation") or {}
     return render(
@@ -233,6 +248,9 @@ def build_synth_card(synth: SynthData, repos: ReleaseRepos, *, catalog_version: 
         language_names=", ".join(f"{LANGUAGE_NAMES.get(lang, lang)} (`{lang}`)" for lang in synth.languages),
         release_table=repos.table(current="synth"),
         counts_table=synth.counts_table(),
+        source_table=synth.source_table(),
+        offline_sources=", ".join(f"`{name}`" for name in config.get("sources") or []),
+        sources_paragraphs=sources_paragraphs(config) if "sources" in config else [],
         is_llm=is_llm,
         backend=backend,
         model=config.get("model"),

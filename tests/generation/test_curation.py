@@ -135,7 +135,7 @@ def test_duplicates_exact_ancestor_and_ambiguous() -> None:
 @pytest.mark.slow
 def test_near_duplicates_by_embedding(base_model_path: Path) -> None:
     report = CurationReport()
-    config = _config(dedup=True, dedup_model=str(base_model_path), show_progress_bar=False)
+    config = _config(dedup=True, dedup_names=True, dedup_model=str(base_model_path), show_progress_bar=False)
     pairs = [
         Pair("Otras infecciones específicas del período perinatal", "P39", "es", "terminology:cie"),
         Pair("Otras infecciones especificas del período perinatal", "P39", "es", "terminology:gnuhealth-who"),
@@ -154,6 +154,9 @@ def test_near_duplicates_by_embedding(base_model_path: Path) -> None:
         "Neumótorax espontáneo a presión",
     ]
     assert report.total("near_duplicate") == 2
+    # by default names (official labels) are not compared: they are distinct by construction, and many
+    names_only = check_near_duplicates(pairs[:2], _config(dedup=True, show_progress_bar=False), CurationReport())
+    assert names_only == pairs[:2]
 
 
 def test_evaluation_queries_never_reach_the_dataset(tmp_path: Path) -> None:
@@ -218,3 +221,17 @@ def test_curate_then_split_by_category_without_leaks() -> None:
     texts = {split: {p.query for p in part} for split, part in splits.items()}
     assert not texts["train"] & (texts["test"] | texts["validation"])
     assert split_pairs(rows, catalog, validation_fraction=0.2, test_fraction=0.2, seed=1) == splits
+
+
+def test_the_codiesp_dev_guard_spares_rows_from_codiesp_train() -> None:
+    report = CurationReport()
+    dev = {"infecciones del tracto urinario"}
+    pairs = [
+        Pair("infecciones del tracto urinario", "N39.0", "es", "codiesp-train"),  # the domain, not a leak
+        Pair("infeccions del tracte urinari", "N39.0", "ca", "apertium:spa-cat<-codiesp-train"),
+        Pair("Infecciones del tracto urinario", "N39.0", "es", LLM),
+    ]
+    kept = check_eval_overlap(pairs, set(), report, codiesp_dev=dev)
+    assert [p.source for p in kept] == ["codiesp-train", "apertium:spa-cat<-codiesp-train"]
+    assert report.dropped["eval_overlap"] == {"text is a CodiEsp dev mention": 1}
+    assert report.skipped["CodiEsp dev overlap guard: CodiEsp train row (the domain, not a leak)"] == 1
