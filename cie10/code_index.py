@@ -13,6 +13,8 @@ shortest first and resumes from finished chunks, so an interrupted encode of the
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -65,8 +67,25 @@ SHORTLIST = 100
 """Codes rescored exactly per query after the int8 scan (at least 5 times k); measured in docs/training.md."""
 NameTriples = dict[str, list[tuple[str, str, str]]]
 """code -> [(text, language, source)]: extra names (e.g. Apertium translations) or coded example mentions."""
-_SCAN_ROWS = 4096
+_SCAN_ROWS = 1024
 _QUERY_BLOCK = 64
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of numpy's BLAS (threadpoolctl comes with scikit-learn), or None without it."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Keep numpy's BLAS on one thread: the scan makes many small matmuls, which threads slow down several times
+    on two shared cores (measured in docs/training.md); a no-op where threadpoolctl is missing."""
+    controller = _blas_controller()
+    return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
 
 
 class IndexSettingError(Cie10Error):
@@ -232,27 +251,35 @@ class CodeIndex:
         return self._int8
 
     def _code_max(self, row_scores: np.ndarray) -> np.ndarray:
-        """(queries, codes): each code's best row score."""
-        best = row_scores[:, : len(self.codes)].copy()
+        """(codes, queries) from (rows, queries): each code's best row score."""
+        best = row_scores[: len(self.codes)].copy()
         if self.num_rows > len(self.codes):
             extra_codes = self.row_code[len(self.codes) :]
             starts = np.flatnonzero(np.r_[True, extra_codes[1:] != extra_codes[:-1]])
-            grouped = np.maximum.reduceat(row_scores[:, len(self.codes) :], starts, axis=1)
+            grouped = np.maximum.reduceat(row_scores[len(self.codes) :], starts, axis=0)
             targets = extra_codes[starts]
-            best[:, targets] = np.maximum(best[:, targets], grouped)
+            best[targets] = np.maximum(best[targets], grouped)
         return best
 
     def _approximate(self, queries: np.ndarray) -> np.ndarray:
-        """(queries, codes) scores from the int8 rows, converted to float32 a chunk at a time."""
+        """(queries, codes) scores from the int8 rows, converted to float32 a chunk at a time.
+
+        Rows-first output so that each chunk's matmul writes contiguous memory (BLAS, not numpy's fallback).
+        """
         quantized, scale = self._scan_matrix()
-        scores = np.empty((len(queries), self.num_rows), dtype=np.float32)
+        scores = np.empty((self.num_rows, len(queries)), dtype=np.float32)
+        with one_blas_thread():
+            self._scan(quantized, queries, scores)
+        scores *= scale[:, None]
+        return np.ascontiguousarray(self._code_max(scores).T)
+
+    def _scan(self, quantized: np.ndarray, queries: np.ndarray, scores: np.ndarray) -> None:
+        """`scores` (rows, queries) = int8 rows (as float32, a cache-sized chunk at a time) · queries."""
         buffer = np.empty((min(_SCAN_ROWS, self.num_rows), quantized.shape[1]), dtype=np.float32)
         for start in range(0, self.num_rows, _SCAN_ROWS):
             chunk = buffer[: min(_SCAN_ROWS, self.num_rows - start)]
             np.copyto(chunk, quantized[start : start + len(chunk)], casting="unsafe")
-            np.matmul(queries, chunk.T, out=scores[:, start : start + len(chunk)])
-        scores *= scale[None, :]
-        return self._code_max(scores)
+            np.matmul(chunk, queries.T, out=scores[start : start + len(chunk)])
 
     def _rescore(self, query: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact float32 (best score, best row) of each candidate code, from its float16 rows."""
