@@ -198,12 +198,18 @@ def _metric_table(rows: list[dict[str, Any]], columns, subset: str = "all", retr
 
 
 def _language_table(rows: list[dict[str, Any]], metric: str) -> str:
-    languages = sorted({row["subset"] for row in rows if row["subset"] != "all"})
+    """One column per query language (all six, with their number of queries `n`; 0 when a language has none)."""
+    from cie10 import LANGUAGES
+
+    present = {row["subset"] for row in rows if row["subset"] != "all"}
+    languages = [*LANGUAGES, *sorted(present - set(LANGUAGES))]
+    counts = {row["subset"]: row.get("num_queries") for row in rows if row.get("num_queries") is not None}
     body = []
     for system in _systems_in(rows):
         by_subset = {row["subset"]: row for row in rows if row["system"] == system}
         body.append([f"`{system}`", *(_num(by_subset.get(lang, {}).get(metric)) for lang in [*languages, "all"])])
-    return table(["system", *languages, "all"], body)
+    headers = [f"{lang} (n={counts.get(lang, 0) or 0:,})" for lang in [*languages, "all"]]
+    return table(["system", *headers], body)
 
 
 def quality_section(result: dict[str, Any]) -> str:

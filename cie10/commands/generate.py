@@ -13,7 +13,8 @@ import sys
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
-  cie10 generate --backend terminology --publish --version v1.0        # offline, official labels
+  cie10 generate --publish --version v1.0                               # offline: labels, CodiEsp, Apertium
+  cie10 generate --sources terminology                                  # official labels only
   cie10 generate --backend gemini --dry-run                              # prompts and cost, no call, no key
   GEMINI_API_KEY=... cie10 generate --backend gemini --budget_pairs 19500 --publish --version v1.0
   cie10 generate --backend openai --base_url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
@@ -53,9 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         jobs = ", ".join(result.run.batch_jobs) if result.run else ""
         print(f"batch jobs running: {jobs}; run the same command again to collect them")
         return 0
-    counts = result.counts()
-    for split, per_language in counts.items():
-        print(f"{split:<10} {sum(per_language.values()):>7}  " + "  ".join(f"{k}={v}" for k, v in per_language.items()))
+    print(result.table(config.languages))
     print(f"dataset folder: {result.folder}")
     if actions.publish:
         publish(result.folder, version=actions.version, target=actions.target)
