@@ -25,6 +25,7 @@ from typing import Literal
 
 from cie10 import catalog_sources as sources
 from cie10.errors import UnknownCodeError
+from cie10.ranges import AT_LEAST_ONE, check_range
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,12 @@ class Catalog:
         return codes
 
     def search(self, query: str, limit: int = 20) -> list[CodeEntry]:
-        """Codes matching exactly, then by code prefix, then by a title word match in any language."""
+        """Codes matching exactly, then by code prefix, then by a title word match in any language.
+
+        Each word of the query must start a word of the title, an inclusion term or a label; [] when nothing
+        matches (the CLI says so).
+        """
+        check_range("limit", limit, AT_LEAST_ONE)
         text = query.strip()
         if not text:
             raise UnknownCodeError("empty query: give a code, a code prefix or words of a title")
@@ -234,7 +240,7 @@ class Catalog:
                 e for e in self if e.code.replace(".", "").startswith(prefix) and e not in hits and e.kind != "block"
             ][: limit - len(hits)]
         if len(hits) < limit:
-            patterns = [re.compile(rf"\b{re.escape(word)}", re.IGNORECASE) for word in text.split()]
+            patterns = [re.compile(rf"(?<!\w){re.escape(word)}", re.IGNORECASE) for word in text.split()]
 
             def matches(candidate: str) -> bool:
                 return all(pattern.search(candidate) for pattern in patterns)

@@ -22,3 +22,9 @@ class HubError(Cie10Error):
 
 class ConfigError(Cie10Error):
     """A setting, flag or file is missing or malformed (missing API key, unsupported language, ...)."""
+
+
+class NoMatchError(Cie10Error):
+    """A search that found nothing: exit code 1, as `grep` does, with one line saying what was searched."""
+
+    exit_code = 1

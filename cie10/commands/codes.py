@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from cie10.catalog import LABEL_LANGUAGES, load_catalog
+from cie10.errors import NoMatchError
+from cie10.ranges import AT_LEAST_ONE, int_option
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,13 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    for entry in load_catalog().search(args.query, limit=args.limit):
+    hits = load_catalog().search(args.query, limit=args.limit)
+    if not hits:
+        raise NoMatchError(
+            f"no match for {args.query!r}: give a code (J45.909), a code prefix (J45) or words that start words of "
+            "a title in English, Spanish, French, Portuguese, Italian or German"
+        )
+    for entry in hits:
         sys.stdout.write(f"{entry.code:<10} {'B' if entry.billable else ' '} {entry.title}\n")
     return 0
 
@@ -68,14 +76,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from cie10 import hub
     from cie10.codes_dataset import CODES_REPO_NAME, write_codes_dataset
-    from cie10.hub import publish_folder
 
+    # the Hub first: an endpoint that does not answer is one line, before the export writes anything
+    if args.target == "local":
+        hub.check_local_target()
+    else:
+        hub.check_endpoint()
     settings = get_settings()
     folder = write_codes_dataset(load_catalog(), Path(args.out))
     repo_id = settings.repo_id(CODES_REPO_NAME)
-    sha = publish_folder(folder, repo_id, "dataset", version=args.version, target=args.target)
-    logger.info("published %s at %s (%s)", repo_id, args.version or "main", sha[:10])
+    sha = hub.publish_folder(folder, repo_id, "dataset", version=args.version, target=args.target)
+    logger.info(
+        "published %s at %s (%s): %s", repo_id, args.version or "main", sha[:10], hub.repo_url(repo_id, "dataset")
+    )
     return 0
 
 
@@ -90,7 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     search = codes.add_parser("search", help="exact code, code prefix, or words of a title (any language)")
     search.add_argument("query")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument(
+        "--limit",
+        type=int_option("--limit", AT_LEAST_ONE),
+        default=20,
+        help="codes shown at most (default %(default)s)",
+    )
     search.set_defaults(func=_search)
 
     stats = codes.add_parser("stats", help="per-language label coverage and the join report")

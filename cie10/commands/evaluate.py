@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cie10.catalog import SCOPES
+from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,12 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
     group = parser.add_argument_group("systems")
     group.add_argument("--model", help="bi-encoder: Hub id, local folder, or `default` (the embedded base model)")
     group.add_argument("--reranker", default=None, help="cross-encoder reranker: Hub id or local folder")
-    group.add_argument("--rerank-top", type=int, default=20, help="codes the reranker reorders (default %(default)s)")
+    group.add_argument(
+        "--rerank-top",
+        type=int_option("--rerank-top", AT_LEAST_ONE),
+        default=20,
+        help="codes the reranker reorders (default %(default)s)",
+    )
     group.add_argument(
         "--revision", default=None, help="version (git tag such as v1.0) of the model, reranker and dataset"
     )
@@ -70,8 +76,15 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("results"), help="results folder (default %(default)s)")
-    output.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default %(default)s)")
-    output.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    output.add_argument(
+        "--resamples",
+        type=int_option("--resamples", AT_LEAST_ONE),
+        default=1000,
+        help="bootstrap resamples (default %(default)s)",
+    )
+    output.add_argument(
+        "--seed", type=int_option("--seed", NOT_NEGATIVE), default=0, help="bootstrap seed (default %(default)s)"
+    )
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +119,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="mentions, documents (default: both)",
     )
-    codiesp.add_argument("--per-sentence-k", type=int, default=10, help="codes kept per sentence (document level)")
+    codiesp.add_argument(
+        "--per-sentence-k",
+        type=int_option("--per-sentence-k", AT_LEAST_ONE),
+        default=10,
+        help="codes kept per sentence (document level)",
+    )
     _add_system_options(codiesp, default_baselines="bm25, bm25-en-es and base")
     codiesp.set_defaults(func=_codiesp)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cie10 import hub
 from cie10.errors import HubError
+from cie10.ranges import PORT, POSITIVE, float_option, int_option
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +21,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
 
     serve = actions.add_parser("serve", help="start the local Hub (olah) on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=hub.DEFAULT_PORT, help="port (default %(default)s)")
+    serve.add_argument(
+        "--port", type=int_option("--port", PORT), default=hub.DEFAULT_PORT, help="port (default %(default)s)"
+    )
     serve.add_argument(
         "--background", action="store_true", help="return once it answers; stop it with `cie10 hub stop`"
     )
-    serve.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to answer")
+    serve.add_argument(
+        "--timeout", type=float_option("--timeout", POSITIVE), default=60.0, help="seconds to wait for it to answer"
+    )
     serve.set_defaults(func=_serve)
 
     stop = actions.add_parser("stop", help="stop the local Hub started by `cie10 hub serve`")
-    stop.add_argument("--port", type=int, default=None, help="port (default: HF_ENDPOINT's, else 8090)")
+    stop.add_argument(
+        "--port", type=int_option("--port", PORT), default=None, help="port (default: HF_ENDPOINT's, else 8090)"
+    )
     stop.set_defaults(func=_stop)
 
     status = actions.add_parser("status", help="print the Hub endpoint and whether it answers")

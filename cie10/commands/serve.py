@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from cie10.errors import Cie10Error
+from cie10.ranges import PORT, int_option
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reranker", action="store_true", help="serve the bi-encoder ranking only")
     parser.add_argument("--codes", help=f"codes dataset repo id or folder (default {settings.repo_id('cie10-codes')})")
     parser.add_argument("--revision", help="version (tag) of every repo, e.g. v1.0 (default: main)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--port", type=int_option("--port", PORT), default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1, loopback only)")
     parser.add_argument("--background", action="store_true", help="start detached, print the URL once it answers")
     parser.add_argument("--stop", action="store_true", help="stop a background Space on --port")

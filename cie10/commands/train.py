@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
 from cie10.training.config import (
     STUDY_BASE_MODEL,
     BiEncoderConfig,
@@ -53,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     throughput = actions.add_parser("throughput", help="measure bi-encoder training pairs/s for CPU settings")
     throughput.add_argument("--base_model", default="default")
-    throughput.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    throughput.add_argument("--freeze_layers", type=int, nargs="+", default=[0])
-    throughput.add_argument("--batch_size", type=int, default=32)
-    throughput.add_argument("--steps", type=int, default=4)
+    throughput.add_argument("--threads", type=int_option("--threads", AT_LEAST_ONE), nargs="+", default=[1, 2])
+    throughput.add_argument("--freeze_layers", type=int_option("--freeze_layers", NOT_NEGATIVE), nargs="+", default=[0])
+    throughput.add_argument("--batch_size", type=int_option("--batch_size", AT_LEAST_ONE), default=32)
+    throughput.add_argument("--steps", type=int_option("--steps", AT_LEAST_ONE), default=4)
     throughput.set_defaults(func=_throughput)
 
 

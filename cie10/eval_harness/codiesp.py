@@ -113,9 +113,23 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _read_text(path: Path) -> str:
+    """A CodiEsp file as UTF-8 text; another encoding is one clear error naming the file, line and byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise EvaluationInputError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x} at column {column}); CodiEsp files are "
+            "UTF-8: convert it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
 def _rows(path: Path, min_fields: int) -> list[list[str]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r").split("\t")
@@ -147,11 +161,7 @@ def read_codiesp(folder: Path | str) -> CodiEspSplit:
         )
     split = (d_file or x_file).name[: -len("D.tsv")]
     text_dir = folder / "text_files"
-    documents = (
-        {path.stem: path.read_text(encoding="utf-8-sig") for path in sorted(text_dir.glob("*.txt"))}
-        if text_dir.is_dir()
-        else {}
-    )
+    documents = {path.stem: _read_text(path) for path in sorted(text_dir.glob("*.txt"))} if text_dir.is_dir() else {}
     mentions = []
     if x_file is not None:
         for doc_id, kind, code, text, *rest in _rows(x_file, 4):
