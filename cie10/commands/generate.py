@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, SHARE, Range, check_range, check_ranges
+
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
@@ -19,6 +21,42 @@ EPILOG = """examples:
   GEMINI_API_KEY=... cie10 generate --backend gemini --budget_pairs 19500 --publish --version v1.0
   cie10 generate --backend openai --base_url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
   cie10 generate --config gen.yaml --languages es ca                     # a YAML file, flags override it"""
+
+
+GENERATION_RANGES: dict[str, Range] = {
+    "budget_pairs": AT_LEAST_ONE,
+    "mentions_per_code": AT_LEAST_ONE,
+    "oversample": Range(minimum=1),
+    "max_siblings": NOT_NEGATIVE,
+    "max_hard_negatives": NOT_NEGATIVE,
+    "temperature": Range(minimum=0, maximum=2),
+    "thinking_budget": Range(minimum=-1),
+    "concurrency": AT_LEAST_ONE,
+    "requests_per_minute": NOT_NEGATIVE,
+    "max_retries": NOT_NEGATIVE,
+    "retry_initial_delay": NOT_NEGATIVE,
+    "retry_max_delay": NOT_NEGATIVE,
+    "request_timeout": POSITIVE,
+    "batch_max_requests": AT_LEAST_ONE,
+    "batch_poll_seconds": POSITIVE,
+    "price_input_per_mtok": NOT_NEGATIVE,
+    "price_output_per_mtok": NOT_NEGATIVE,
+    "max_cost_usd": NOT_NEGATIVE,
+    "translate_max_unknown": NOT_NEGATIVE,
+    "translate_batch_size": AT_LEAST_ONE,
+    "max_rows_per_source": AT_LEAST_ONE,
+    "min_chars": AT_LEAST_ONE,
+    "max_chars": AT_LEAST_ONE,
+    "langid_min_words": NOT_NEGATIVE,
+    "langid_floor": Range(minimum=0, maximum=1),
+    "dedup_threshold": Range(minimum=0, maximum=1),
+    "dedup_prefilter": Range(minimum=0, maximum=1),
+    "validation_fraction": SHARE,
+    "test_fraction": SHARE,
+    "seed": NOT_NEGATIVE,
+}
+"""Allowed range of each numeric `GenerationConfig` field, checked once the flags are parsed (fields a version of
+the config lacks are skipped)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         parser.print_help()
         return 0
     config, actions = parse_args(argv)
+    check_ranges(config, {name: allowed for name, allowed in GENERATION_RANGES.items() if hasattr(config, name)})
+    check_range("--dry-run-limit", actions.dry_run_limit, NOT_NEGATIVE)
     if actions.dry_run:
         dry_run(config, sys.stdout, limit=actions.dry_run_limit)
         return 0

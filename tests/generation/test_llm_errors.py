@@ -72,3 +72,22 @@ def test_a_busy_server_is_still_retried_with_backoff(llm_standin: LLMStandIn, tm
     result = generate(_config(tmp_path, "gemini", llm_standin.url, retry_initial_delay=0.01))
     assert result.run is not None and result.run.retries == 1
     assert result.run.completed == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--request_timeout", "0", "--request_timeout must be more than 0 (got 0.0)"),
+        ("--max_retries", "-1", "--max_retries must be at least 0 (got -1)"),
+        ("--temperature", "3", "--temperature must be at least 0 and at most 2 (got 3.0)"),
+        ("--dedup_threshold", "1.5", "--dedup_threshold must be at least 0 and at most 1 (got 1.5)"),
+        ("--dry-run-limit", "-2", "--dry-run-limit must be at least 0 (got -2)"),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused(caplog, tmp_path: Path, flag: str, value: str, expected: str) -> None:
+    argv = ["generate", "--backend", "terminology", "--output_dir", str(tmp_path / "out"), flag, value]
+    with caplog.at_level(logging.ERROR, logger="cie10"):
+        assert main(argv) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [expected]
+    assert not (tmp_path / "out").exists()
