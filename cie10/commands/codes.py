@@ -103,7 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("code")
     show.set_defaults(func=_show)
 
-    search = codes.add_parser("search", help="exact code, code prefix, or words of a title (any language)")
+    search = codes.add_parser(
+        "search", help="exact code, code prefix, or words of a title (any language); exit code 1 when nothing matches"
+    )
     search.add_argument("query")
     search.add_argument(
         "--limit",
