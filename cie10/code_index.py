@@ -402,7 +402,16 @@ def _encode(model, texts: list[str], prompt: str, batch_size: int, show_progress
 
 
 def encode_documents(model, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
-    """Normalised float32 document embeddings, with the model's document prompt when it has one."""
+    """Normalised float32 document embeddings, with the model's document prompt when it has one.
+
+    `model` is a SentenceTransformer or a `cie10.inference` ONNX encoder; many texts on an ONNX encoder are encoded
+    by one worker process per core (`cie10.inference.parallel`).
+    """
+    from cie10.inference.parallel import encode_documents_parallel
+
+    parallel = encode_documents_parallel(model, texts, prompt_name(model, DOCUMENT_PROMPT_NAME), batch_size)
+    if parallel is not None:
+        return parallel
     return _encode(model, texts, DOCUMENT_PROMPT_NAME, batch_size, show_progress_bar)
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from cie10.catalog import Catalog
 from cie10.code_index import INDEX_DIRNAME, CodeIndex, build_code_index, check_names_setting, document_text
 from cie10.eval_harness.data import EvaluationInputError
-from cie10.settings import apply_torch_threads, get_settings
+from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -197,15 +197,27 @@ def _embedded_base_path() -> str:
     return str(path)
 
 
-def load_model(model_id: str, revision: str | None = None, *, cross_encoder: bool = False) -> LoadedModel:
-    """A SentenceTransformer (or CrossEncoder) by Hub id, local folder, or `default`/`base` (embedded model)."""
-    from cie10 import hub
+def load_model(
+    model_id: str, revision: str | None = None, *, cross_encoder: bool = False, backend: str | None = None
+) -> LoadedModel:
+    """A bi-encoder (or cross-encoder) by Hub id, local folder, or `default`/`base` (embedded model).
 
+    `backend` (`torch`, `onnx`, `onnx-int8`; default: the `CIE10_BACKEND` setting) picks the inference path
+    (`cie10.inference`); a model without that ONNX file runs on torch. The embedded base model is exported to ONNX
+    once, in its cache folder, the first time an ONNX backend asks for it.
+    """
+    from cie10 import hub
+    from cie10.inference import backend_of, load_cross_encoder, load_encoder
+    from cie10.inference.encoder import resolve_backend
+
+    backend = resolve_backend(backend)
     info: dict[str, Any] = {"id": model_id, "revision": revision}
     if model_id in ("default", BASE_MODEL):
         from cie10.embedded_model import EMBEDDED_MODEL_DESCRIPTION
 
         path = _embedded_base_path()
+        if backend != "torch" and not cross_encoder:
+            _ensure_onnx(Path(path))
         info.update(id="default", path=path, resolved_revision=None, description=EMBEDDED_MODEL_DESCRIPTION)
         provenance = Path(path) / "provenance.json"
         if provenance.exists():
@@ -219,21 +231,32 @@ def load_model(model_id: str, revision: str | None = None, *, cross_encoder: boo
         hub.check_revision(model_id, "model", revision)
         path = None
         info["resolved_revision"] = _resolved_model_revision(model_id, revision)
-    from sentence_transformers import CrossEncoder, SentenceTransformer  # after the checks: a slow import
 
-    apply_torch_threads()
-    cls = CrossEncoder if cross_encoder else SentenceTransformer
+    load = load_cross_encoder if cross_encoder else load_encoder
     try:
         if path is not None:
-            model = cls(path)
+            model = load(path, None, backend)
         else:
             with hub.hub_errors(model_id, "model", revision):
-                model = cls(model_id, revision=revision)
+                model = load(model_id, revision, backend)
     except (OSError, ValueError) as error:
         what = "cross-encoder" if cross_encoder else "sentence-transformers model"
         raise EvaluationInputError(f"cannot load {model_id} as a {what}: {error}") from error
+    info["backend"] = backend_of(model)
+    if info["backend"] != "torch":
+        info["onnx_file"] = model.file_name
     stored = None if cross_encoder else _stored_index(model_id, revision, path)
     return LoadedModel(model, info, stored)
+
+
+def _ensure_onnx(folder: Path) -> None:
+    """Export the embedded base model to ONNX in its own cache folder, once (about a minute on 2 cores)."""
+    from cie10.inference.export import export_onnx
+    from cie10.inference.files import FP32_FILE
+
+    if not (folder / FP32_FILE).exists():
+        logger.info("exporting the embedded base model to ONNX once (cached in %s/onnx)", folder)
+        export_onnx(folder, quality=False)
 
 
 def _stored_index(model_id: str, revision: str | None, path: str | None) -> CodeIndex | None:
@@ -267,6 +290,8 @@ def _cache_key(info: dict[str, Any], catalog: Catalog, codes: Sequence[str], nam
     }
     if names != "title":
         fingerprint["names"] = names
+    if info.get("backend", "torch") != "torch":
+        fingerprint["backend"] = f"{info['backend']}:{info.get('onnx_file')}"
     if info.get("path"):
         weights = [p for p in Path(info["path"]).glob("*.safetensors")] + [Path(info["path"]) / "config.json"]
         fingerprint["path"] = info["path"]
@@ -407,13 +432,15 @@ def dense_system(
     rerank_top: int = 20,
     loaded: LoadedModel | None = None,
     index_names: str | None = None,
+    backend: str | None = None,
 ) -> DenseSystem:
-    """Load a bi-encoder (+ reranker) and its index over `codes` (`index_names`: see `index_for`)."""
+    """Load a bi-encoder (+ reranker) and its index over `codes` (`index_names`: see `index_for`; `backend`: see
+    `load_model`)."""
     from cie10.search import CodeSearcher
 
-    loaded = loaded or load_model(model_id, revision)
+    loaded = loaded or load_model(model_id, revision, backend=backend)
     index, origin = index_for(loaded, catalog, codes, scope, index_names)
-    reranker = load_model(reranker_id, reranker_revision, cross_encoder=True) if reranker_id else None
+    reranker = load_model(reranker_id, reranker_revision, cross_encoder=True, backend=backend) if reranker_id else None
     searcher = CodeSearcher(loaded.model, index, reranker.model if reranker else None, catalog=catalog)
     index_meta = {**index.meta, "origin": origin}
     return DenseSystem(name, searcher, loaded.info, reranker.info if reranker else None, rerank_top, index_meta)
