@@ -324,6 +324,10 @@ def save_final(
     scope_line += f"({summary['catalog']['version']}, scope `{config.scope}`) encoded by this model."
     append_provenance(staging / "README.md", base, scope_line if index is not None else "")
     write_json_atomic(staging / SUMMARY_FILE, summary)
+    if config.export_onnx:
+        from cie10.inference.export import export_onnx
+
+        export_onnx(staging)
     swap_into_place(staging, final)
     shutil.rmtree(config.run_dir / "index-work", ignore_errors=True)
     logger.info("saved %s", final)

@@ -102,6 +102,10 @@ class TrainingRunConfig:
     target: Literal["local", "hub"] = field(
         default="local", metadata={"help": "publish to the local Hub's mirror or upload to HF_ENDPOINT"}
     )
+    export_onnx: bool = field(
+        default=True,
+        metadata={"help": "write final/onnx/ (float32 and int8 ONNX files, their quality.json): docs/inference.md"},
+    )
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

@@ -333,6 +333,10 @@ def save_final(model: Any, config: RerankerConfig, base: BaseModelInfo, summary:
     extra = f"- **Candidates at training:** the bi-encoder `{config.bi_encoder_id}` ({config.candidates} per group)"
     append_provenance(staging / "README.md", base, extra)
     write_json_atomic(staging / SUMMARY_FILE, summary)
+    if config.export_onnx:
+        from cie10.inference.export import export_onnx
+
+        export_onnx(staging)
     swap_into_place(staging, final)
     logger.info("saved %s", final)
     return final
