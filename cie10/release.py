@@ -244,6 +244,8 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
 
     check_model_folder("bi-encoder", Path(config.bi))
     check_model_folder("reranker", Path(config.reranker))
+    for folder in (Path(config.bi), Path(config.reranker)):
+        ensure_onnx(folder)
     check_space_folder(Path(config.space))
     check_metric_folder(Path(config.harness), repos)
     synth = read_synth(Path(config.synth))
@@ -312,6 +314,16 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
 
     published = [PublishedRepo(repo, folders[repo.key]) for repo in repos.ordered()]
     return StagedRelease(published, expected)
+
+
+def ensure_onnx(folder: Path) -> None:
+    """Export a model folder to ONNX (`onnx/`: float32, int8, quality.json) when it has no export yet."""
+    from cie10.inference.export import export_onnx
+    from cie10.inference.files import FP32_FILE
+
+    if not (folder / FP32_FILE).exists():
+        logger.info("%s has no onnx/ export: exporting it now (about a minute per model)", folder)
+        export_onnx(folder)
 
 
 def _parquet_rows(path: Path) -> int:
