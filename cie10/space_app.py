@@ -341,29 +341,30 @@ class SpaceBackend:
 
     @classmethod
     def load(cls, config: SpaceConfig | None = None) -> SpaceBackend:
-        """Load the bi-encoder, its code index, the reranker and the codes dataset (by Hub id and revision)."""
-        from sentence_transformers import SentenceTransformer
+        """Load the bi-encoder, its code index, the reranker and the codes dataset (by Hub id and revision).
 
+        Both models run on the `CIE10_BACKEND` inference path (`cie10 serve --backend`; onnxruntime by default, no
+        torch imported when the repos ship their ONNX files: `cie10.inference`).
+        """
         from cie10 import hub
         from cie10.code_index import CodeIndex
-        from cie10.settings import apply_torch_threads
+        from cie10.inference import load_encoder
 
         config = config or SpaceConfig.from_env()
         started = time.perf_counter()
-        apply_torch_threads()
         notes: list[str] = []
         sources: dict[str, Source] = {}
 
         model_id, revision = config.model_id, config.revision
         logger.info("loading bi-encoder %s@%s", model_id, revision or "main")
         if _is_local(model_id):
-            bi_encoder = SentenceTransformer(model_id, device="cpu")
+            bi_encoder = load_encoder(model_id, device="cpu")
             index = CodeIndex.load(Path(model_id))
             sources["bi_encoder"] = Source(model_id, None)
         else:
             hub.check_revision(model_id, "model", revision)
             with hub.hub_errors(model_id, "model", revision):
-                bi_encoder = SentenceTransformer(model_id, revision=revision, device="cpu")
+                bi_encoder = load_encoder(model_id, revision, device="cpu")
                 index = CodeIndex.from_hub(model_id, revision)
             sources["bi_encoder"] = Source(model_id, revision, _resolve_sha(model_id, "model", revision))
         logger.info("code index: %d codes (%s)", len(index), index.meta.get("scope", "?"))
@@ -611,18 +612,17 @@ def write_batch_csv(rows: list[dict[str, Any]], folder: Path | None = None) -> P
 
 
 def _load_reranker(reranker_id: str, revision: str | None) -> tuple[Any, str]:
-    """(CrossEncoder, "") or (None, why): the Space still serves the bi-encoder ranking without it."""
-    from sentence_transformers import CrossEncoder
-
+    """(reranker, "") or (None, why): the Space still serves the bi-encoder ranking without it."""
     from cie10 import hub
+    from cie10.inference import load_cross_encoder
 
     logger.info("loading reranker %s@%s", reranker_id, revision or "main")
     try:
         if _is_local(reranker_id):
-            return CrossEncoder(reranker_id, device="cpu"), ""
+            return load_cross_encoder(reranker_id, device="cpu"), ""
         hub.check_revision(reranker_id, "model", revision)
         with hub.hub_errors(reranker_id, "model", revision):
-            return CrossEncoder(reranker_id, revision=revision, device="cpu"), ""
+            return load_cross_encoder(reranker_id, revision, device="cpu"), ""
     except Exception as error:  # noqa: BLE001 - reported in the page; the bi-encoder still works
         logger.debug("reranker load failed", exc_info=True)
         return None, f"Reranker {reranker_id}@{revision or 'main'} not loaded ({error}); reranking is off."
