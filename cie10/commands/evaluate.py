@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from cie10.catalog import SCOPES
 from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
+from cie10.settings import BACKENDS, DEFAULT_BACKEND
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,12 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
         help="CodiEsp training split folder of the lookup baseline (default beside a CodiEsp --folder: ../train)",
     )
     group.add_argument("--no-baselines", action="store_true", help="score the model alone")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help=f"inference backend of the dense systems (default: CIE10_BACKEND, else {DEFAULT_BACKEND})",
+    )
     codes = parser.add_argument_group("codes searched (the same for every system)")
     codes.add_argument(
         "--scope",
@@ -149,6 +157,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, dataset: str, default_baselines: tuple[str, ...]):
+    if args.backend:  # read by every model loader of the run (`cie10.inference`)
+        os.environ["CIE10_BACKEND"] = args.backend
     from cie10.eval_harness.data import EvaluationInputError
     from cie10.eval_harness.runner import EvaluationConfig
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cie10.errors import Cie10Error
 from cie10.ranges import PORT, int_option
-from cie10.settings import get_settings
+from cie10.settings import BACKENDS, DEFAULT_BACKEND, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.backend:  # read by the model loaders (and inherited by a --background server)
+        os.environ["CIE10_BACKEND"] = args.backend
     if args.stop:
         return _stop(args)
     if args.background:
@@ -143,5 +145,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1, loopback only)")
     parser.add_argument("--background", action="store_true", help="start detached, print the URL once it answers")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help=f"inference backend of both models (default: CIE10_BACKEND, else {DEFAULT_BACKEND}; docs/inference.md)",
+    )
     parser.add_argument("--stop", action="store_true", help="stop a background Space on --port")
     parser.set_defaults(func=_serve)
