@@ -113,7 +113,7 @@ def _context(root: Path, mention: CodiespMention, documents: dict[str, str]) -> 
             ) from error
         except UnicodeDecodeError as error:
             raise CodiespSourceError(f"{path}: not UTF-8 ({error.reason})") from error
-    start, end = mention.spans[0][0], mention.spans[-1][1]
+    start, end = min(s for s, _ in mention.spans), max(e for _, e in mention.spans)
     return sentence_around(documents[mention.article], start, end)
 
 

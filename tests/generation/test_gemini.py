@@ -31,6 +31,7 @@ def _config(tmp_path: Path, standin: LLMStandIn | None = None, **overrides: obje
         "base_url": standin.url if standin else None,
         "cache_dir": str(tmp_path / "cache"),
         "output_dir": str(tmp_path / "out"),
+        "sources": [],  # the backend's rows only (the offline sources are tested on their own)
         "dedup": False,
         "exclude_codiesp": False,
         "retry_initial_delay": 0.01,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def _config(tmp_path: Path, base_url: str | None, **overrides: object) -> Genera
         "mentions_per_code": 4,
         "cache_dir": str(tmp_path / "cache"),
         "output_dir": str(tmp_path / "out"),
+        "sources": [],  # the backend's rows only (the offline sources are tested on their own)
         "dedup": False,
         "exclude_codiesp": False,
         "retry_initial_delay": 0.01,
@@ -42,6 +44,18 @@ def test_chat_completions_with_a_json_schema(llm_standin: LLMStandIn, tmp_path: 
     rows = result.splits["train"]
     assert len(rows) == 8 and {p.source for p in rows} == {"openai:qwen2.5-7b-instruct"}
     assert all(p.hard_negatives == ["I11"] for p in rows)
+
+
+def test_llm_rows_mix_with_an_offline_source(llm_standin: LLMStandIn, tmp_path: Path) -> None:
+    from cie10.generation.codiesp_source import codiesp_root
+
+    if not (codiesp_root() / "train" / "trainX.tsv").is_file():
+        pytest.skip("no shared CodiEsp copy")
+    result = generate(_config(tmp_path, llm_standin.url + "/v1", sources=["codiesp"], codiesp_context=False))
+    rows = result.splits["train"]
+    sources = Counter(p.source for p in rows)
+    assert sources["openai:qwen2.5-7b-instruct"] == 8 and sources["codiesp-train"] > 1000
+    assert {p.kind for p in rows if p.source == "codiesp-train"} == {"query"}
 
 
 def test_a_base_url_is_required(tmp_path: Path) -> None:
