@@ -1,6 +1,7 @@
 """Peak memory of the Space: `cie10 serve` as a subprocess, a few searches through `gradio_client` (as an API user
-would), then its peak resident set (VmHWM in /proc/<pid>/status). The reference, measured in the same run, is a
-process that only imports the same libraries: the difference is what the models, index and catalogue add."""
+would), then its peak resident set (VmHWM in /proc/<pid>/status). Measured on the default inference backend and on
+torch float32 beside it (the reference of the gain); a second reference is a process that only imports the same
+libraries: the difference is what the models, index and catalogue add."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
+REFERENCE_IMPORTS = {
+    "torch": "import torch, numpy, gradio, sentence_transformers, lingua, cie10.space_app",
+    "onnx": "import numpy, gradio, onnxruntime, tokenizers, lingua, cie10.space_app",
+}
 REFERENCE_SCRIPT = (
-    "import torch, numpy, gradio, sentence_transformers, lingua, cie10.space_app\n"
+    "{imports}\n"
     "for line in open('/proc/self/status'):\n"
     "    if line.startswith('VmHWM'):\n"
     "        print(line.split()[1])\n"
 )
-"""Imports what the Space imports, loads nothing, prints its own VmHWM (kB)."""
+"""Imports what the Space imports on a backend, loads nothing, prints its own VmHWM (kB)."""
 
 
 def free_port() -> int:
@@ -46,17 +51,29 @@ def _answers(url: str) -> bool:
         return False
 
 
-def serve_command(config: BenchConfig, artifacts: Artifacts, port: int) -> tuple[list[str], dict[str, Any]]:
-    """The `cie10 serve` command line for the run's artifacts (the stand-in reranker when none is released)."""
+def serve_command(
+    config: BenchConfig, artifacts: Artifacts, port: int, backend: str = "torch"
+) -> tuple[list[str], dict[str, Any]]:
+    """The `cie10 serve` command line for the run's artifacts (the stand-in reranker when none is released).
+
+    An ONNX backend serves folders that hold the ONNX files (the model's own, or an exported cached copy).
+    """
+    from benchmarks.onnx_int8 import onnx_folder
+
+    onnx = backend != "torch"
     command = [sys.executable, "-m", "cie10", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--model", artifacts.bi_encoder_id()]
-    served: dict[str, Any] = {"model": artifacts.bi_encoder_id(), "codes": config.codes}
+    command += ["--backend", backend]
+    model = str(onnx_folder(artifacts.bi_encoder_id(), config.revision)) if onnx else artifacts.bi_encoder_id()
+    command += ["--model", model]
+    served: dict[str, Any] = {"model": model, "codes": config.codes, "backend": backend}
     if config.reranker == NONE:
         command.append("--no-reranker")
         served["reranker"] = None
     else:
         _, info = artifacts.timing_reranker()
         reranker_id = str(info.get("path") or info["id"]) if info.get("standin") else artifacts.reranker_id()
+        if onnx:
+            reranker_id = str(onnx_folder(reranker_id, None if info.get("standin") else config.revision))
         command += ["--reranker", reranker_id]
         served["reranker"] = reranker_id
         served["reranker_standin"] = bool(info.get("standin"))
@@ -66,9 +83,10 @@ def serve_command(config: BenchConfig, artifacts: Artifacts, port: int) -> tuple
     return command, served
 
 
-def reference_peak_kb() -> int | None:
-    """VmHWM of a process that imports the Space's libraries and loads nothing."""
-    result = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT], capture_output=True, text=True, timeout=300)
+def reference_peak_kb(backend: str = "torch") -> int | None:
+    """VmHWM of a process that imports the Space's libraries (on `backend`) and loads nothing."""
+    script = REFERENCE_SCRIPT.format(imports=REFERENCE_IMPORTS["torch" if backend == "torch" else "onnx"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     lines = result.stdout.split()
     return int(lines[-1]) if result.returncode == 0 and lines else None
 
@@ -83,12 +101,12 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
-    """Start the Space, query it, read its peak memory, stop it; returns the `results` and `targets` of the JSON."""
+def measure_space(config: BenchConfig, artifacts: Artifacts, backend: str) -> dict[str, Any]:
+    """Start the Space on `backend`, query it, read its peak memory, stop it."""
     from gradio_client import Client
 
     port = free_port()
-    command, served = serve_command(config, artifacts, port)
+    command, served = serve_command(config, artifacts, port, backend)
     queries, sources = artifacts.query_pool(config.space_queries)
     log_path = get_settings().home / "benchmarks" / f"space-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,40 +135,58 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
         status = proc_status_kb(process.pid)
     finally:
         _stop(process)
-    reference_kb = reference_peak_kb()
+    reference_kb = reference_peak_kb(backend)
     peak_mb = status.get("VmHWM", 0) * 1024 / 1e6
     reference_mb = reference_kb * 1024 / 1e6 if reference_kb else None
-    notes = []
-    if served.get("reranker_standin"):
+    libraries = REFERENCE_IMPORTS["torch" if backend == "torch" else "onnx"].removeprefix("import ")
+    return {
+        "command": command,
+        "served": served,
+        "space_info": info,
+        "ready_seconds": round(ready_seconds, 1),
+        "queries": {"count": len(queries), "sources": sources, "rerank": True, "rerank_top": config.rerank_top},
+        "client_round_trip": summarize_seconds(round_trips),
+        "after_load_kb": after_load,
+        "after_queries_kb": status,
+        "peak_rss_mb": round(peak_mb, 1),
+        "reference": {
+            "name": f"a process importing the same libraries ({libraries})",
+            "peak_rss_mb": round(reference_mb, 1) if reference_mb else None,
+        },
+        "ratio_vs_reference": ratio(peak_mb, reference_mb),
+        "added_by_models_mb": round(peak_mb - reference_mb, 1) if reference_mb else None,
+        "log": str(log_path),
+    }
+
+
+def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
+    """The Space's peak memory on the default backend, and on torch float32 beside it; `results` and `targets`."""
+    default = get_settings().backend
+    results = measure_space(config, artifacts, default)
+    results["backend"] = default
+    if default != "torch":
+        try:
+            torch_run = measure_space(config, artifacts, "torch")
+            results["torch_reference"] = {
+                key: torch_run[key] for key in ("command", "ready_seconds", "peak_rss_mb", "reference", "log")
+            }
+            results["ratio_vs_torch"] = ratio(results["peak_rss_mb"], torch_run["peak_rss_mb"])
+        except Unavailable as error:
+            results["torch_reference"] = {"status": "unavailable", "reason": str(error)}
+    notes = [f"backend {default}"]
+    if results["served"].get("reranker_standin"):
         notes.append("reranker: untrained stand-in of the same architecture (same memory)")
     if config.quick:
         notes.append("quick run: few queries")
     return {
-        "results": {
-            "command": command,
-            "served": served,
-            "space_info": info,
-            "ready_seconds": round(ready_seconds, 1),
-            "queries": {"count": len(queries), "sources": sources, "rerank": True, "rerank_top": config.rerank_top},
-            "client_round_trip": summarize_seconds(round_trips),
-            "after_load_kb": after_load,
-            "after_queries_kb": status,
-            "peak_rss_mb": round(peak_mb, 1),
-            "reference": {
-                "name": "a process importing the same libraries (torch, gradio, sentence-transformers, lingua)",
-                "peak_rss_mb": round(reference_mb, 1) if reference_mb else None,
-            },
-            "ratio_vs_reference": ratio(peak_mb, reference_mb),
-            "added_by_models_mb": round(peak_mb - reference_mb, 1) if reference_mb else None,
-            "log": str(log_path),
-        },
+        "results": results,
         "targets": [
             check(
                 "space_memory",
-                peak_mb,
+                results["peak_rss_mb"],
                 comparable=True,
                 note="; ".join(notes),
-                source="space_memory: VmHWM",
+                source=f"space_memory: VmHWM ({default})",
             )
         ],
     }

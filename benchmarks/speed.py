@@ -1,5 +1,7 @@
 """Speed: query latency (p50/p95) of BM25, the bi-encoder, and the bi-encoder with reranking of the top 20, over an
-index the size of the full catalogue; and bi-encoder training throughput (pairs/s).
+index the size of the full catalogue, on each inference backend (torch float32 as the reference, onnxruntime float32
+and int8: `cie10.inference`); document encoding throughput per backend and a measured catalogue encode on both cores
+(`ENCODE_TITLES`, or every title with `CIE10_BENCH_FULL_ENCODE=1`); and bi-encoder training throughput (pairs/s).
 
 Absolute times vary between machines, so each figure also comes as a ratio against a reference measured in the same
 run: search latency against BM25's over the same codes and queries, reranking against the bi-encoder alone,
@@ -14,6 +16,7 @@ rows for every other code: the top-k step costs the same for any unit vectors, s
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -24,7 +27,7 @@ from benchmarks.common import BenchConfig, Unavailable, random_unit_rows, ratio,
 from benchmarks.targets import check
 from cie10.code_index import CodeIndex, document_text, encode_documents, encode_queries
 from cie10.eval_harness.systems import Bm25System
-from cie10.settings import apply_torch_threads, get_settings
+from cie10.settings import BACKENDS, apply_torch_threads, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -133,14 +136,60 @@ def _devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+ENCODE_TITLES = 10_000
+"""Titles of the full catalogue encoded (seeded sample) for the catalogue-encode measurement; all of them (about
+98k) with `CIE10_BENCH_FULL_ENCODE=1`, which is the measurement the `encode_catalogue` target wants."""
+
+
+def measure_catalogue_encode(model, catalog, count: int, seed: int) -> dict[str, Any]:
+    """Seconds to encode `count` catalogue titles with `encode_documents` (ONNX: one worker process per core)."""
+    from cie10.inference import backend_of
+    from cie10.inference.parallel import default_workers
+
+    entries = catalog.select("full")
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(entries), size=min(count, len(entries)), replace=False)
+    titles = [document_text(entries[int(i)]) for i in rows]
+    encode_documents(model, titles[:1100], batch_size=64)  # warm-up (starts the workers of an ONNX encoder)
+    started = time.perf_counter()
+    encode_documents(model, titles, batch_size=64)
+    seconds = time.perf_counter() - started
+    return {
+        "backend": backend_of(model),
+        "titles": len(titles),
+        "of_catalogue": len(entries),
+        "seconds": round(seconds, 1),
+        "titles_per_second": round(len(titles) / seconds, 1),
+        "workers": default_workers() if backend_of(model) != "torch" else 1,
+        "measured_full": len(titles) == len(entries),
+        "full_catalogue_seconds_at_this_rate": round(len(entries) * seconds / len(titles), 1),
+    }
+
+
+def _backend_models(artifacts: Artifacts, config: BenchConfig, reranker_info: dict[str, Any]):
+    """(backend, bi-encoder, reranker) for torch and each ONNX backend, ONNX files exported to a cache if missing."""
+    from benchmarks.onnx_int8 import onnx_folder
+    from cie10.inference import load_cross_encoder, load_encoder
+
+    bi_folder = onnx_folder(artifacts.bi_encoder_id(), config.revision)
+    reranker_id = str(reranker_info.get("path") or reranker_info["id"])
+    rerank_folder = onnx_folder(reranker_id, None if reranker_info.get("standin") else config.revision)
+    for backend in BACKENDS:
+        yield (
+            backend,
+            load_encoder(str(bi_folder), backend=backend, device="cpu"),
+            load_cross_encoder(str(rerank_folder), backend=backend, device="cpu"),
+        )
+
+
 def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
-    """Latency on each device, training throughput; returns the `results` and `targets` of the JSON."""
+    """Latency per backend (and on a GPU with torch), encode and training throughput; `results` and `targets`."""
     from cie10.search import CodeSearcher
 
     apply_torch_threads()
     catalog = artifacts.catalog
     loaded = artifacts.bi_encoder()
-    reranker, reranker_info = artifacts.timing_reranker()
+    _, reranker_info = artifacts.timing_reranker()
     queries, query_sources = artifacts.query_pool(config.latency_queries)
     stored = loaded.stored_index
     dimension = stored.embeddings.shape[1] if stored is not None else encode_queries(loaded.model, ["x"]).shape[1]
@@ -151,12 +200,9 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
     bm25_build = time.perf_counter() - started
     bm25_latency = summarize_seconds(time_each(lambda query: bm25.rank([query], TOP_K), queries))
 
-    devices: dict[str, Any] = {}
-    for device in _devices():
-        loaded.model.to(device)
-        reranker.model.to(device)
-        searcher = CodeSearcher(loaded.model, index, reranker.model, catalog=catalog)
-        logger.info("speed: %d one-query searches on %s over %d codes", len(queries), device, len(index))
+    def latency_of(bi_model, rerank_model, label: str) -> dict[str, Any]:
+        searcher = CodeSearcher(bi_model, index, rerank_model, catalog=catalog)
+        logger.info("speed: %d one-query searches (%s) over %d codes", len(queries), label, len(index))
         latency = measure_latency(searcher, queries, config.rerank_top)
         bi_p50 = latency["bi_encoder"].get("p50_ms")
         latency["bi_encoder"]["ratio_vs_bm25_p50"] = ratio(bi_p50, bm25_latency.get("p50_ms"))
@@ -166,9 +212,29 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
         latency["bi_encoder_rerank"]["ratio_vs_bi_encoder_p50"] = ratio(
             latency["bi_encoder_rerank"].get("p50_ms"), bi_p50
         )
-        devices[device] = latency
-    loaded.model.to("cpu")
-    reranker.model.to("cpu")
+        return latency
+
+    devices: dict[str, Any] = {}
+    encode: dict[str, Any] = {}
+    full = os.environ.get("CIE10_BENCH_FULL_ENCODE", "") == "1"
+    encode_count = 10**9 if full else (300 if config.quick else ENCODE_TITLES)
+    default = get_settings().backend
+    for backend, bi_model, rerank_model in _backend_models(artifacts, config, reranker_info):
+        devices[f"cpu, {backend}"] = latency_of(bi_model, rerank_model, backend)
+        if backend in (default, "torch"):
+            count = encode_count if backend == default else min(encode_count, config.encode_reference_titles)
+            encode[backend] = measure_catalogue_encode(bi_model, catalog, count, config.seed)
+    for latency in devices.values():  # torch float32 on the CPU is the reference of every backend
+        for stage in ("bi_encoder", "bi_encoder_rerank"):
+            reference = devices["cpu, torch"][stage].get("p50_ms")
+            latency[stage]["ratio_vs_torch_p50"] = ratio(latency[stage].get("p50_ms"), reference)
+    if "cuda" in _devices():
+        from cie10.inference import load_cross_encoder, load_encoder
+
+        bi_gpu = load_encoder(artifacts.bi_encoder_id(), config.revision, backend="torch", device="cuda")
+        reranker_id = str(reranker_info.get("path") or reranker_info["id"])
+        rerank_gpu = load_cross_encoder(reranker_id, None, backend="torch", device="cuda")
+        devices["cuda, torch"] = latency_of(bi_gpu, rerank_gpu, "cuda")
 
     try:
         training: dict[str, Any] = measure_training(config, artifacts)
@@ -176,10 +242,12 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
         logger.warning("training throughput unavailable: %s", error)
         training = {"status": "unavailable", "reason": f"{type(error).__name__}: {error}"}
 
-    cpu = devices["cpu"]
+    cpu = devices[f"cpu, {default}"]
     reasons = ["quick run: few queries"] if config.quick else []
     note = "; ".join(
-        reasons + [f"reranker: {'stand-in (same architecture)' if reranker_info.get('standin') else 'released'}"]
+        reasons
+        + [f"backend {default}"]
+        + [f"reranker: {'stand-in (same architecture)' if reranker_info.get('standin') else 'released'}"]
     )
     targets = [
         check(
@@ -187,14 +255,14 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
             cpu["bi_encoder"].get("p50_ms"),
             comparable=not reasons,
             note=note,
-            source="speed: cpu bi_encoder p50",
+            source=f"speed: cpu, {default} bi_encoder p50",
         ),
         check(
             "rerank_p50",
             cpu["bi_encoder_rerank"].get("p50_ms"),
             comparable=not reasons,
             note=note,
-            source="speed: cpu bi_encoder_rerank p50",
+            source=f"speed: cpu, {default} bi_encoder_rerank p50",
         ),
     ]
     return {
@@ -211,6 +279,8 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
                 "device": "cpu",
             },
             "devices": devices,
+            "default_backend": default,
+            "catalogue_encode": encode,
             "training": training,
         },
         "targets": targets,

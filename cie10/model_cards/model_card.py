@@ -376,6 +376,58 @@ def _provenance_line(scores: ReleaseScores) -> str:
     )
 
 
+def onnx_section(folder: Path, repo_id: str, version: str, is_bi: bool) -> str:
+    """Which ONNX files the repo ships and what each costs against torch float32 (`onnx/quality.json`), or ""."""
+    from cie10.inference.files import local_files, read_quality
+
+    files = local_files(folder)
+    if not files:
+        return ""
+    summary = read_quality(folder) or {}
+    quality = summary.get("quality") or {}
+    if is_bi:
+        header = "| file | size | cosine to torch (mean / min) | top-1 agreement | top-1, torch-built index |\n"
+        header += "|---|---|---|---|---|\n"
+    else:
+        header = "| file | size | top-1 agreement | largest score difference |\n|---|---|---|---|\n"
+    rows = []
+    for name in files:
+        size = f"{(folder / name).stat().st_size / 1e6:,.0f} MB"
+        q = quality.get(name) or {}
+        if is_bi and q:
+            rows.append(
+                f"| `{name}` | {size} | {q['cosine_mean']:.4f} / {q['cosine_min']:.4f} | "
+                f"{q['top1_agreement']:.3f} | {q['top1_agreement_torch_index']:.3f} |"
+            )
+        elif q:
+            rows.append(f"| `{name}` | {size} | {q['top1_agreement']:.3f} | {q['max_abs_score_diff']:.5f} |")
+        else:
+            rows.append(f"| `{name}` | {size} |" + " not measured |" * (4 if is_bi else 2))
+    measured = (
+        f"Measured at export against this model's torch float32 forward pass on {quality.get('num_queries')} real "
+        f"queries ({quality.get('queries')})"
+        + (
+            f" ranked among {quality.get('num_titles')} code titles."
+            if is_bi
+            else f", {quality.get('candidates')} candidate titles each."
+        )
+        if quality.get("num_queries")
+        else "Quality not measured at export."
+    )
+    int8 = next((name for name in files if "qint8" in name), None)
+    loader = "load_encoder" if is_bi else "load_cross_encoder"
+    st_class = "SentenceTransformer" if is_bi else "CrossEncoder"
+    usage = (
+        "```python\n"
+        f"from cie10.inference import {loader}  # onnxruntime + tokenizers, no torch\n\n"
+        f'model = {loader}("{repo_id}", revision="{version}", backend="onnx")  # or "onnx-int8", "torch"\n'
+        "```\n\n"
+        f'Where optimum is installed, sentence-transformers loads the same files: `{st_class}("{repo_id}", '
+        f'revision="{version}", backend="onnx", model_kwargs={{"file_name": "{int8 or files[0]}"}})`.'
+    )
+    return header + "\n".join(rows) + "\n\n" + measured + "\n\n" + usage
+
+
 def build_model_card(
     artifact: ModelArtifact,
     *,
@@ -447,4 +499,5 @@ def build_model_card(
         citation=citation,
         st_trained=artifact.trained,
         st_details=_st_details(artifact.st_card),
+        onnx_section=onnx_section(artifact.folder, repo.repo_id, repos.version, is_bi),
     )
