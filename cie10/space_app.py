@@ -8,6 +8,7 @@ with its published `code_index/` (nothing is re-encoded), the reranker and the c
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -18,8 +19,12 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import typing
+import unicodedata
+import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,23 @@ _LINGUA_NAMES: dict[str, str] = {
     "pt": "PORTUGUESE",
     "fr": "FRENCH",
 }
+UNSUPPORTED_LANGUAGES: tuple[str, ...] = (
+    "GERMAN",
+    "CHINESE",
+    "JAPANESE",
+    "KOREAN",
+    "RUSSIAN",
+    "GREEK",
+    "ARABIC",
+    "HEBREW",
+    "HINDI",
+    "THAI",
+)
+"""Languages lingua also weighs so that a query in one of them is named, not labelled as one of the six. German is
+the only other Latin-script one (each costs ~50 MB of n-gram models and steals short queries); the others have a
+script of their own, which lingua recognises by rule without loading a model."""
+UNSUPPORTED_CONFIDENCE = 0.5
+"""An unsupported language must lead with at least this confidence; below it the best of the six is kept."""
 EXAMPLES: list[tuple[str, str]] = [
     ("en", "asthma attack"),
     ("es", "infarto agudo de miocardio"),
@@ -61,12 +83,46 @@ EXAMPLES: list[tuple[str, str]] = [
 """One or more example queries per language, shown under the query box."""
 MAX_BATCH_QUERIES = 1000
 """A batch longer than this is refused with a message (the Space runs on a small CPU)."""
+BATCH_CHUNK = 8
+"""Queries searched per turn on the models: a query arriving during a long batch waits for one chunk at most."""
+BATCH_TABLE_ROWS = 500
+"""Rows shown in the batch tab's table (the CSV download has them all)."""
+MAX_UPLOAD = "5mb"
+"""The largest batch file the page accepts (1,000 queries fit many times over)."""
+MAX_QUEUED_EVENTS = 64
+"""Requests waiting in the queue beyond this are refused ("the queue is full") rather than kept in memory."""
+CONCURRENT_EVENTS = 4
+"""Searches (and, apart, batches) the queue runs at once; they then take turns on the models (`FairLock`)."""
+QUERY_COLUMN_NAMES: tuple[str, ...] = (
+    "query",
+    "queries",
+    "text",
+    "mention",
+    "diagnosis",
+    "diagnoses",
+    "diagnostico",
+    "diagnostic",
+    "diagnosi",
+    "consulta",
+    "texto",
+    "testo",
+    "texte",
+    "term",
+    "termino",
+    "terme",
+    "description",
+    "descripcion",
+    "descrizione",
+    "descricao",
+)
+"""CSV column names (compared without case or accents) that hold the queries, most specific first."""
 BATCH_COLUMNS: tuple[str, ...] = (
     "query",
     "language",
     "rank",
     "code",
     "title",
+    "english_title",
     "billable",
     "score",
     "rerank_score",
@@ -83,26 +139,74 @@ class NonsenseQueryError(Cie10Error):
     """A query with no letters at all (digits, punctuation, emoji): nothing a retriever can read."""
 
 
+class NotTextFileError(Cie10Error):
+    """An uploaded batch file that is binary or not UTF-8."""
+
+
+class BatchColumnError(Cie10Error):
+    """A CSV whose query column cannot be told from its header: the user chooses among `columns`."""
+
+    def __init__(self, problem: str, columns: list[str]) -> None:
+        self.columns = columns
+        shown = ", ".join(f"“{column}”" for column in columns)
+        super().__init__(f"{problem}: its columns are {shown}. Choose the one that holds the queries.")
+
+
+class BatchTooLargeError(Cie10Error):
+    """More queries than `MAX_BATCH_QUERIES` in one batch."""
+
+
 # ------------------------------------------------------------------------------------------- language
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    """What lingua says a query is written in: `code` is one of the six query languages, else None."""
+
+    code: str | None
+    confidence: float = 0.0
+    unsupported: str | None = None
+    """The English name of a language the models do not cover (German, Chinese…; "This language" when unnamed)."""
+
+    @property
+    def supported(self) -> bool:
+        return self.unsupported is None
+
+    def warning(self, searched: str) -> str | None:
+        """What the page says about a query in a language the models were not trained on (None if supported)."""
+        if self.supported:
+            return None
+        covered = ", ".join(name.title() for name in _LINGUA_NAMES.values())
+        return (
+            f"{self.unsupported} is not a supported language: the models were trained on {covered} only. "
+            f"“{searched}” was searched as typed and titles are shown in English, so the ranking may be poor; "
+            "translate the query for reliable results."
+        )
 
 
 @functools.lru_cache(maxsize=1)
 def _detector() -> Any:
+    """Lingua over the six query languages and `UNSUPPORTED_LANGUAGES`; models load on first use of a script."""
     from lingua import Language, LanguageDetectorBuilder
 
-    languages = [getattr(Language, name) for name in _LINGUA_NAMES.values()]
-    return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
+    languages = [getattr(Language, name) for name in (*_LINGUA_NAMES.values(), *UNSUPPORTED_LANGUAGES)]
+    detector = LanguageDetectorBuilder.from_languages(*languages).build()
+    detector.compute_language_confidence_values("warm up the latin script models")  # not on the first query
+    return detector
 
 
-def detect_language(text: str) -> tuple[str | None, float]:
-    """(ISO code among the six query languages, lingua's confidence); (None, 0.0) for text without letters."""
+def detect_language(text: str) -> DetectedLanguage:
+    """The query language among the six with lingua's confidence, or the unsupported language it is written in."""
     if not any(char.isalpha() for char in text):
-        return None, 0.0
+        return DetectedLanguage(None)
     values = _detector().compute_language_confidence_values(text)
-    if not values:
-        return None, 0.0
     by_name = {name: code for code, name in _LINGUA_NAMES.items()}
-    return by_name.get(values[0].language.name), float(values[0].value)
+    supported = [value for value in values if value.language.name in by_name]
+    if values and values[0].language.name not in by_name and values[0].value >= UNSUPPORTED_CONFIDENCE:
+        return DetectedLanguage(None, float(values[0].value), values[0].language.name.title())
+    if not supported or supported[0].value <= 0.0:
+        return DetectedLanguage(None, 0.0, "This language")
+    return DetectedLanguage(by_name[supported[0].language.name], float(supported[0].value))
 
 
 # --------------------------------------------------------------------------------------------- input
@@ -132,24 +236,96 @@ def validate_query(query: str | None) -> tuple[str, list[str]]:
     return text, warnings
 
 
-def read_batch_queries(text: str | None = None, file: str | Path | None = None) -> list[str]:
-    """Queries from pasted lines and/or an uploaded CSV (its `query` column, else its first) or text file."""
+def read_batch_queries(text: str | None = None, file: str | Path | None = None, column: str | None = None) -> list[str]:
+    """Queries from pasted lines and/or an uploaded text or CSV/TSV file (blank lines skipped).
+
+    In a CSV the query column is `column`, else the one named like `QUERY_COLUMN_NAMES`, else the only one; a
+    row whose query cell is empty stays, as "", so that the batch flags it. Raises `BatchColumnError` when the
+    column cannot be told, `NotTextFileError` for a file that is not text.
+    """
     queries = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if file:
-        path = Path(file)
-        content = path.read_text(encoding="utf-8-sig", errors="replace")
-        if path.suffix.lower() in (".csv", ".tsv"):
-            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            rows = [row for row in csv.reader(io.StringIO(content), delimiter=delimiter) if any(row)]
-            if rows:
-                header = [cell.strip().lower() for cell in rows[0]]
-                named = next((header.index(n) for n in ("query", "text", "consulta", "mention") if n in header), None)
-                column = named if named is not None else 0
-                body = rows[1:] if named is not None else rows
-                queries += [row[column].strip() for row in body if len(row) > column and row[column].strip()]
-        else:
-            queries += [line.strip() for line in content.splitlines() if line.strip()]
-    return queries
+    if not file:
+        return queries
+    path = Path(file)
+    content = read_text_file(path)
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return queries + [line.strip() for line in content.splitlines() if line.strip()]
+    rows = _csv_rows(path, content)
+    if not rows:
+        return queries
+    header = [cell.strip() for cell in rows[0]]
+    if column:
+        names = [name.lower() for name in header]
+        if column.strip().lower() not in names:
+            raise BatchColumnError(f"{path.name} has no column “{column}”", header)
+        index, body = names.index(column.strip().lower()), rows[1:]
+    elif max(len(row) for row in rows) == 1:
+        index, body = 0, rows[1:] if _column_name(header[0]) in QUERY_COLUMN_NAMES else rows
+    else:
+        index, body = _query_column(header), rows[1:]
+        if index is None:
+            raise BatchColumnError(f"{path.name} has no column named like “query” or “diagnosis”", header)
+    return queries + [row[index].strip() if len(row) > index else "" for row in body]
+
+
+def batch_file_columns(file: str | Path | None) -> tuple[list[str], str | None]:
+    """(the header of an uploaded CSV/TSV, the query column found in it or None); ([], None) for other files."""
+    if not file or Path(file).suffix.lower() not in (".csv", ".tsv"):
+        return [], None
+    rows = _csv_rows(Path(file), read_text_file(Path(file)))
+    if not rows:
+        return [], None
+    header = [cell.strip() for cell in rows[0]]
+    if max(len(row) for row in rows) == 1:
+        return header, header[0]
+    index = _query_column(header)
+    return header, None if index is None else header[index]
+
+
+def read_text_file(path: Path) -> str:
+    """The file's text (UTF-8, with or without BOM); `NotTextFileError` for binary or otherwise encoded files."""
+    data = path.read_bytes()
+    control = sum(1 for byte in data[:65536] if byte < 32 and byte not in (9, 10, 13))
+    if b"\x00" in data[:65536] or control > len(data[:65536]) // 100:
+        raise NotTextFileError(
+            f"{path.name} is not a text file (it holds binary data): upload a CSV, TSV or TXT file of queries."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise NotTextFileError(
+            f"{path.name} is not UTF-8 text (line {line} has byte 0x{data[error.start]:02x}): save it as "
+            "“CSV UTF-8” or plain UTF-8 text and upload it again."
+        ) from None
+
+
+def _csv_rows(path: Path, content: str) -> list[list[str]]:
+    """Non-blank rows; the delimiter is a tab for .tsv, else the most frequent of `,;<tab>` in the first line."""
+    lines = [line for line in content.splitlines() if line.strip()]
+    if not lines:
+        return []
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=lines[0].count)
+    if path.suffix.lower() != ".tsv" and not lines[0].count(delimiter):
+        delimiter = ","
+    return [row for row in csv.reader(io.StringIO(content), delimiter=delimiter) if any(cell.strip() for cell in row)]
+
+
+def _column_name(name: str) -> str:
+    """A header cell without case, accents or separators (`Diagnóstico principal` → `diagnostico_principal`)."""
+    plain = unicodedata.normalize("NFKD", name.strip().lower())
+    plain = "".join(char for char in plain if not unicodedata.combining(char))
+    return re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+
+
+def _query_column(header: list[str]) -> int | None:
+    """The column named like a query (exact name first, in `QUERY_COLUMN_NAMES` order), else None."""
+    names = [_column_name(cell) for cell in header]
+    for wanted in QUERY_COLUMN_NAMES:
+        if wanted in names:
+            return names.index(wanted)
+    partial = [index for index, name in enumerate(names) if set(name.split("_")) & set(QUERY_COLUMN_NAMES)]
+    return partial[0] if len(partial) == 1 else None
 
 
 # ------------------------------------------------------------------------------------------ catalogue
@@ -251,6 +427,22 @@ class Source:
         short = f" ({self.sha[:7]})" if self.sha else ""
         return f"{self.repo_id}@{self.revision or 'main'}{short}"
 
+    def url(self) -> str | None:
+        """The repo's page at its revision on the configured Hub (`HF_ENDPOINT`); None for a local folder."""
+        if _is_local(self.repo_id):
+            return None
+        from cie10 import hub
+
+        prefix = "datasets/" if self.kind == "dataset" else ""
+        revision = urllib.parse.quote(self.revision or "main", safe="")
+        return f"{hub.endpoint()}/{prefix}{self.repo_id}/tree/{revision}"
+
+    def link(self) -> str:
+        """HTML: `org/name@v1.0` linking to `url()` (the `@` is an entity, so no Markdown makes it an e-mail)."""
+        text = _html_text(self.describe())
+        url = self.url()
+        return f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{text}</a>' if url else text
+
 
 def _is_local(repo_id: str) -> bool:
     return Path(repo_id).is_dir()
@@ -311,6 +503,29 @@ def _reranker_evidence(reranker_id: str, revision: str | None) -> RerankerEviden
         return None
 
 
+class FairLock:
+    """A first-come, first-served lock: each model call takes a turn, so a long batch (one turn per chunk) lets a
+    query that arrives meanwhile run after the current chunk instead of after the whole batch."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._condition.wait_for(lambda: self._serving == ticket)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._serving += 1
+                self._condition.notify_all()
+
+
 @dataclass
 class SpaceBackend:
     """Everything the Space serves, loaded once: the searcher, its catalogue and where each part came from."""
@@ -320,6 +535,8 @@ class SpaceBackend:
     notes: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
     reranker_evidence: RerankerEvidence | None = None
+    turns: FairLock = field(default_factory=FairLock, repr=False)
+    """Serialises model calls (the models are not thread-safe) in arrival order."""
 
     @property
     def catalog(self) -> Catalog:
@@ -399,6 +616,19 @@ class SpaceBackend:
         logger.info("space ready in %.1f s: %s", backend.load_seconds, backend.describe())
         return backend
 
+    def coverage(self) -> str:
+        """One sentence: how many codes the index searches out of the catalogue's, and that it is an aid."""
+        total = len(self.catalog.select("full"))
+        meta = self.searcher.index.meta
+        version = str(meta.get("catalog_version") or "the catalogue").split(" (")[0]
+        return (
+            f"This index searches {len(self.searcher.index):,} of the {total:,} codes of {version}"
+            + (f" (scope “{meta['scope']}”)" if meta.get("scope") else "")
+            + ": a code "
+            "outside it is never suggested. It is an aid for coders, not a coding decision: check every code "
+            "against the record and the official Tabular List."
+        )
+
     def describe(self) -> str:
         """One line: what is loaded from where."""
         parts = [f"{name}: {source.describe()}" for name, source in self.sources.items()]
@@ -444,25 +674,28 @@ class SpaceBackend:
         rerank = self._rerank(rerank)
         text, warnings = validate_query(query)
         chapter = self._check_options(top_k, rerank_top, chapter)
-        language, confidence = detect_language(text)
-        shown = _display_language(display_language, language)
-        warnings += self._code_hint(text)
+        detected = detect_language(text)
+        shown = _display_language(display_language, detected.code)
+        warnings += [warning for warning in [detected.warning(text)] if warning] + self._code_hint(text)
         if rerank and not self.has_reranker:
             warnings.append("No reranker is loaded: showing the bi-encoder ranking.")
-        result = self.searcher.search(
-            text,
-            top_k=int(top_k),
-            rerank=bool(rerank),
-            rerank_top=int(rerank_top),
-            billable_only=bool(billable_only),
-            chapter=chapter,
-        )
+        with self.turns.turn():
+            result = self.searcher.search(
+                text,
+                top_k=int(top_k),
+                rerank=bool(rerank),
+                rerank_top=int(rerank_top),
+                billable_only=bool(billable_only),
+                chapter=chapter,
+            )
         if not result.hits:
             warnings.append("No code matches these filters: clear “billable only” or the chapter.")
         return {
             "query": text,
-            "language": language,
-            "language_confidence": round(confidence, 3),
+            "language": detected.code,
+            "language_confidence": round(detected.confidence, 3),
+            "language_supported": detected.supported,
+            "unsupported_language": detected.unsupported,
             "display_language": shown,
             "reranked": bool(rerank and self.has_reranker),
             "hits": [self._hit(hit, shown) for hit in result.hits],
@@ -480,49 +713,78 @@ class SpaceBackend:
         billable_only: bool = False,
         chapter: str | None = None,
         display_language: str = "auto",
+        progress: Callable[[int, int], None] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-        """One flat row per (query, ranked code), and a row with a `message` for each unusable query."""
+        """One flat row per (query, ranked code), and a row with a `message` for each unusable query.
+
+        The queries run in chunks of `BATCH_CHUNK`, each taking its turn on the models (see `FairLock`);
+        `progress(done, total)` is called after each chunk.
+        """
         rerank = self._rerank(rerank)
         if not queries:
             raise EmptyQueryError("No queries: paste one query per line or upload a CSV with a `query` column.")
         if len(queries) > MAX_BATCH_QUERIES:
-            raise Cie10Error(f"{len(queries)} queries: the Space ranks at most {MAX_BATCH_QUERIES} per batch.")
+            raise BatchTooLargeError(
+                f"{len(queries):,} queries: the Space ranks at most {MAX_BATCH_QUERIES:,} per batch. "
+                "Split the file, or run the models locally (`cie10 serve`) for more."
+            )
         chapter = self._check_options(top_k, rerank_top, chapter)
-        checked: list[tuple[str, str, list[str]]] = []  # (original, searched text, warnings)
+        rows: list[dict[str, Any]] = []
+        searched, elapsed = 0, 0.0
+        for first in range(0, len(queries), BATCH_CHUNK):
+            chunk = queries[first : first + BATCH_CHUNK]
+            started = time.perf_counter()
+            rows += self._search_chunk(chunk, top_k, rerank, rerank_top, billable_only, chapter, display_language)
+            elapsed += time.perf_counter() - started
+            searched += sum(1 for query in chunk if (query or "").strip())
+            if progress is not None:
+                progress(first + len(chunk), len(queries))
+        timings = {"total_s": round(elapsed, 3), "per_query_s": round(elapsed / max(1, searched), 4)}
+        return rows, timings
+
+    def _search_chunk(
+        self,
+        queries: list[str],
+        top_k: int,
+        rerank: bool,
+        rerank_top: int,
+        billable_only: bool,
+        chapter: str | None,
+        display_language: str,
+    ) -> list[dict[str, Any]]:
+        """The batch rows of a few queries, searched in one turn on the models."""
+        checked: dict[int, tuple[str, list[str]]] = {}  # position: (searched text, warnings)
         rows_by_query: dict[int, list[dict[str, Any]]] = {}
         for number, query in enumerate(queries):
             try:
-                text, warnings = validate_query(query)
+                checked[number] = validate_query(query)
             except Cie10Error as error:
                 rows_by_query[number] = [_batch_row(query, message=str(error))]
-                continue
-            checked.append((query, text, warnings))
-        valid = [number for number in range(len(queries)) if number not in rows_by_query]
-        started = time.perf_counter()
-        results = (
-            self.searcher.search_many(
-                [text for _, text, _ in checked],
-                top_k=int(top_k),
-                rerank=bool(rerank),
-                rerank_top=int(rerank_top),
-                billable_only=bool(billable_only),
-                chapter=chapter,
-            )
-            if checked
-            else []
-        )
-        elapsed = time.perf_counter() - started
-        for number, (query, text, warnings), result in zip(valid, checked, results, strict=True):
-            language, _ = detect_language(text)
-            shown = _display_language(display_language, language)
-            message = " ".join(warnings)
+        results = []
+        if checked:
+            with self.turns.turn():
+                results = self.searcher.search_many(
+                    [text for text, _ in checked.values()],
+                    top_k=int(top_k),
+                    rerank=bool(rerank),
+                    rerank_top=int(rerank_top),
+                    billable_only=bool(billable_only),
+                    chapter=chapter,
+                )
+        for (number, (text, warnings)), result in zip(checked.items(), results, strict=True):
+            query = queries[number]
+            detected = detect_language(text)
+            language = detected.code or (detected.unsupported or "").lower()
+            shown = _display_language(display_language, detected.code)
+            message = " ".join(warnings + [warning for warning in [detected.warning(text)] if warning])
             rows = [
                 _batch_row(
                     query,
-                    language=language or "",
+                    language=language,
                     rank=hit.rank,
                     code=hit.code,
                     title=self.catalog.display_title(hit.code, shown)[0],
+                    english_title=self.catalog[hit.code].title,
                     billable=self.catalog[hit.code].billable,
                     score=round(hit.score, 4),
                     rerank_score=None if hit.rerank_score is None else round(hit.rerank_score, 4),
@@ -531,10 +793,8 @@ class SpaceBackend:
                 )
                 for hit in result.hits
             ]
-            rows_by_query[number] = rows or [_batch_row(query, language=language or "", message="no code matches")]
-        rows = [row for number in range(len(queries)) for row in rows_by_query[number]]
-        timings = {"total_s": round(elapsed, 3), "per_query_s": round(elapsed / max(1, len(checked)), 4)}
-        return rows, timings
+            rows_by_query[number] = rows or [_batch_row(query, language=language, message="no code matches")]
+        return [row for number in range(len(queries)) for row in rows_by_query[number]]
 
     def _check_options(self, top_k: int, rerank_top: int, chapter: str | None) -> str | None:
         """The chapter filter as a chapter number (None: all); a Cie10Error for options out of range."""
@@ -672,7 +932,13 @@ CSS = """
 #results .tag { font-size: 0.75em; padding: 1px 6px; border-radius: 8px; margin-left: 4px;
   background: var(--background-fill-secondary); color: var(--body-text-color-subdued); }
 #results .billable { color: var(--color-accent); font-weight: 600; }
+#results .own { font-size: 0.9em; }
 """
+
+
+def _html_text(text: str) -> str:
+    """Text escaped for HTML, with `@` as an entity so that no Markdown renderer turns it into an e-mail link."""
+    return html.escape(text).replace("@", "&#64;")
 
 
 def _language_name(code: str | None) -> str:
@@ -684,7 +950,9 @@ def render_status(payload: dict[str, Any]) -> str:
     timings = payload["timings"]
     confidence = payload["language_confidence"]
     language = f"**{_language_name(payload['language'])}**"
-    if payload["language"] and confidence < LOW_CONFIDENCE:
+    if payload.get("unsupported_language"):
+        language = f"**{payload['unsupported_language']} (not supported)**"
+    elif payload["language"] and confidence < LOW_CONFIDENCE:
         language += f" (uncertain, {confidence:.2f})"
     stages = f"encode {timings['encode_s'] * 1000:.0f} ms · retrieve {timings['retrieve_s'] * 1000:.1f} ms"
     stages += f" · rerank {timings['rerank_s'] * 1000:.0f} ms" if payload["reranked"] else " · rerank off"
@@ -706,6 +974,7 @@ def render_hits(payload: dict[str, Any]) -> str:
         tag = ""
         if hit["title_inherited"]:
             tag = f'<span class="tag" title="label of an ancestor code">{esc(hit["title_language"])}, inherited</span>'
+            tag += f'<div class="own" title="the code\'s own title">en: {esc(hit["english_title"])}</div>'
         elif payload["display_language"] != "en" and hit["title_language"] == "en":
             tag = '<span class="tag" title="no label in the chosen language">en</span>'
         path = " › ".join(
@@ -822,9 +1091,36 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
             return gr.skip(), gr.skip()
         return ui_search(query, *options)
 
-    def ui_batch(text, file, top_k, rerank, rerank_top, billable_only, chapter, display_language):
+    def ui_batch_file(file):
+        """On upload: ask for the query column only when its header does not say which one it is."""
+        hidden = gr.update(visible=False, choices=[], value=None)
         try:
-            queries = read_batch_queries(text, file)
+            columns, found = batch_file_columns(file)
+        except Cie10Error as error:
+            return hidden, _error_text(error)
+        if len(columns) <= 1:
+            return hidden, ""
+        if found:
+            return hidden, f"Queries from the column “{found}” of {len(columns)}."
+        shown = ", ".join(f"“{column}”" for column in columns)
+        choice = gr.update(visible=True, choices=columns, value=None)
+        return choice, f"⚠️ Which column holds the queries? The file has {shown}: choose one above “Rank all”."
+
+    def ui_batch(
+        text,
+        file,
+        column,
+        top_k,
+        rerank,
+        rerank_top,
+        billable_only,
+        chapter,
+        display_language,
+        progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
+    ):
+        try:
+            queries = read_batch_queries(text, file, column or None)
+            progress((0, len(queries)), desc="Ranking", unit="queries")
             rows, timings = backend.search_batch(
                 queries,
                 top_k=top_k,
@@ -833,22 +1129,30 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
                 billable_only=billable_only,
                 chapter=chapter,
                 display_language=display_language,
+                progress=lambda done, total: progress((done, total), desc="Ranking", unit="queries"),
             )
-        except Exception as error:  # noqa: BLE001
-            return _error_text(error), None, None
+        except BatchColumnError as error:
+            return _error_text(error), None, None, gr.update(visible=True, choices=error.columns, value=None)
+        except Exception as error:  # noqa: BLE001 - the page shows a message, never a traceback
+            return _error_text(error), None, None, gr.skip()
         import pandas as pd
 
         path = write_batch_csv(rows)
-        table = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
+        table = pd.DataFrame(rows[:BATCH_TABLE_ROWS], columns=list(BATCH_COLUMNS))
         failed = sum(1 for row in rows if row["message"] and not row["code"])
         status = (
             f"{len(queries)} queries ranked in {timings['total_s']:.1f} s "
             f"({timings['per_query_s'] * 1000:.0f} ms per query)"
             + (f"; ⚠️ {failed} could not be searched (see `message`)" if failed else "")
+            + (
+                f". The table shows the first {BATCH_TABLE_ROWS} rows; the CSV has all."
+                if len(rows) > len(table)
+                else ""
+            )
         )
-        return status, table, str(path)
+        return status, table, str(path), gr.skip()
 
-    sources = "\n".join(f"- **{name}**: `{source.describe()}`" for name, source in backend.sources.items())
+    sources = "\n".join(f"- **{name}**: {source.link()}" for name, source in backend.sources.items())
     notes = "\n".join(f"- ⚠️ {note}" for note in backend.notes)
     index_meta = backend.searcher.index.meta
     about = (
@@ -868,8 +1172,12 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         gr.Markdown(
             "# CIE-10 / ICD-10-CM code search\n"
             "Type a diagnosis, symptom or procedure in English, Spanish, Catalan, Italian, Portuguese or French: "
-            "a bi-encoder shortlists codes from the code index, a cross-encoder reranks the shortlist.\n\n"
-            f"<small>{html.escape(backend.describe())}</small>"
+            "a bi-encoder shortlists codes from the code index, a cross-encoder reranks the shortlist."
+        )
+        links = " · ".join(f"{name}: {source.link()}" for name, source in backend.sources.items())
+        gr.HTML(
+            f'<p id="coverage">{_html_text(backend.coverage())}</p><p id="sources"><small>{links}</small></p>',
+            elem_id="header",
         )
         with gr.Row():
             display_language = gr.Dropdown(
@@ -913,14 +1221,21 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
                 )
             with gr.Tab("Batch", id="batch"):
                 gr.Markdown(
-                    f"One query per line, or a CSV with a `query` column (else its first column); at most "
-                    f"{MAX_BATCH_QUERIES}. The options above apply. Download the ranked codes as CSV."
+                    f"One query per line, or a CSV/TSV file with a header: its `query`, `text`, `diagnosis` "
+                    f"(or similar) column is used, else you choose the column. At most {MAX_BATCH_QUERIES:,} queries; "
+                    "empty rows are flagged in `message`. The options above apply. Download the ranked codes as CSV."
                 )
                 with gr.Row():
                     batch_text = gr.Textbox(label="Queries, one per line", lines=8, elem_id="batch-text")
                     batch_file = gr.File(
-                        label="…or upload a CSV / text file", file_types=[".csv", ".tsv", ".txt"], type="filepath"
+                        label="…or upload a CSV / text file",
+                        file_types=[".csv", ".tsv", ".txt"],
+                        type="filepath",
+                        elem_id="batch-file",
                     )
+                batch_column = gr.Dropdown(
+                    [], label="Column holding the queries", visible=False, elem_id="batch-column", interactive=True
+                )
                 batch_button = gr.Button("Rank all", variant="primary", elem_id="batch-button")
                 batch_status = gr.Markdown(elem_id="batch-status")
                 batch_table = gr.Dataframe(
@@ -930,22 +1245,29 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
             with gr.Tab("About", id="about"):
                 gr.Markdown(about)
 
+        # searches and batches queue apart, so a long batch never holds a short query back; inside, each model
+        # call (one query, or one chunk of a batch) takes its turn in arrival order (`SpaceBackend.turns`)
+        search_queue = {"concurrency_id": "search", "concurrency_limit": CONCURRENT_EVENTS}
+        batch_queue = {"concurrency_id": "batch", "concurrency_limit": CONCURRENT_EVENTS}
         search_inputs = [query, *options]
         for trigger in (query.submit, search_button.click):
-            trigger(ui_search, search_inputs, [status, results], api_visibility="private")
+            trigger(ui_search, search_inputs, [status, results], api_visibility="private", **search_queue)
         for control in (rerank, billable_only, chapter, display_language):
-            control.input(ui_refresh, search_inputs, [status, results], api_visibility="private")
+            control.input(ui_refresh, search_inputs, [status, results], api_visibility="private", **search_queue)
         for slider in (top_k, rerank_top):
-            slider.release(ui_refresh, search_inputs, [status, results], api_visibility="private")
+            slider.release(ui_refresh, search_inputs, [status, results], api_visibility="private", **search_queue)
+        for trigger in (batch_file.upload, batch_file.clear):
+            trigger(ui_batch_file, batch_file, [batch_column, batch_status], api_visibility="private")
         batch_button.click(
             ui_batch,
-            [batch_text, batch_file, *options],
-            [batch_status, batch_table, batch_csv],
+            [batch_text, batch_file, batch_column, *options],
+            [batch_status, batch_table, batch_csv, batch_column],
             api_visibility="private",
+            **batch_queue,
         )
-        gr.api(api_search, api_name="search")
-        gr.api(api_search_batch, api_name="search_batch")
-        gr.api(api_info, api_name="info")
+        gr.api(api_search, api_name="search", **search_queue)
+        gr.api(api_search_batch, api_name="search_batch", **batch_queue)
+        gr.api(api_info, api_name="info", concurrency_limit=None)
     return demo
 
 
@@ -960,12 +1282,13 @@ def _theme():  # -> gradio.themes.Base
 
 
 def serve(demo, *, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True, quiet: bool = False):
-    """Serve a built page on `host:port` (queued, one search at a time); returns it, running, unless `block`."""
-    demo.queue(default_concurrency_limit=1)
+    """Serve a built page on `host:port` (queued; searches and batches apart); returns it, running, unless `block`."""
+    demo.queue(default_concurrency_limit=1, max_size=MAX_QUEUED_EVENTS)
     demo.launch(
         server_name=host,
         server_port=port,
         prevent_thread_lock=True,
+        max_file_size=MAX_UPLOAD,
         quiet=quiet,
         css=CSS,
         theme=_theme(),

@@ -94,6 +94,48 @@ def test_batch(space_backend) -> None:
         space_backend.search_batch([])
 
 
+def test_batch_runs_in_chunks_with_progress_and_a_cap(space_backend) -> None:
+    from cie10.space_app import BATCH_CHUNK, MAX_BATCH_QUERIES, BatchTooLargeError
+
+    queries = ["asthma attack", "", "Herzinfarkt"] + ["bronquitis aguda"] * BATCH_CHUNK
+    seen: list[tuple[int, int]] = []
+    rows, _ = space_backend.search_batch(queries, top_k=2, rerank=False, progress=lambda *done: seen.append(done))
+    assert seen == [(BATCH_CHUNK, len(queries)), (len(queries), len(queries))]
+    assert [row["query"] for row in rows] == ["asthma attack"] * 2 + [""] + ["Herzinfarkt"] * 2 + [
+        "bronquitis aguda"
+    ] * (2 * BATCH_CHUNK)
+    assert "Empty query" in rows[2]["message"] and rows[2]["code"] == ""
+    german = rows[3]
+    assert german["language"] == "german" and "German is not a supported language" in german["message"]
+    assert german["title"] == german["english_title"]
+    with pytest.raises(BatchTooLargeError, match=f"the Space ranks at most {MAX_BATCH_QUERIES:,} per batch"):
+        space_backend.search_batch(["asma"] * (MAX_BATCH_QUERIES + 1))
+
+
+def test_unsupported_language_is_searched_with_a_warning(space_backend) -> None:
+    result = space_backend.search("akuter Myokardinfarkt mit Brustschmerzen", rerank=False)
+    assert result["language"] is None and result["language_supported"] is False
+    assert result["unsupported_language"] == "German" and result["display_language"] == "en" and result["hits"]
+    assert "German is not a supported language" in result["warnings"][0]
+    assert "“akuter Myokardinfarkt mit Brustschmerzen” was searched as typed" in result["warnings"][0]
+    spanish = space_backend.search("infarto agudo de miocardio", rerank=False)
+    assert spanish["language_supported"] and spanish["unsupported_language"] is None
+
+
+def test_inherited_labels_come_with_the_codes_own_title(space_backend) -> None:
+    result = space_backend.search("asma intermitente leve", rerank=False, top_k=10, display_language="pt")
+    inherited = [hit for hit in result["hits"] if hit["title_inherited"]]
+    assert len(inherited) >= 2 and len({hit["english_title"] for hit in inherited}) == len(inherited)
+
+
+def test_coverage_says_how_much_of_the_catalogue_is_searched(space_backend) -> None:
+    total = len(space_backend.catalog.select("full"))
+    assert space_backend.coverage().startswith(
+        f"This index searches {len(space_backend.searcher.index):,} of the {total:,} codes of ICD-10-CM 2026"
+    )
+    assert "an aid for coders, not a coding decision" in space_backend.coverage()
+
+
 def test_missing_parts_fall_back_with_a_note(local_hub) -> None:
     catalog, source, note = _load_codes("cie10-test/no-such-codes", "v9.9", ["J45"])
     assert source is None and "not used" in note and "installed catalogue" in note and "J45" in catalog.entries

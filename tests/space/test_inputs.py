@@ -9,8 +9,11 @@ import pytest
 from cie10.search import MAX_QUERY_CHARS, EmptyQueryError
 from cie10.space_app import (
     BATCH_COLUMNS,
+    BatchColumnError,
     NonsenseQueryError,
+    NotTextFileError,
     SpaceConfig,
+    batch_file_columns,
     catalog_from_records,
     detect_language,
     read_batch_queries,
@@ -52,25 +55,70 @@ def test_overlong_query_is_cut_with_a_warning() -> None:
     ],
 )
 def test_detect_language(text: str, language: str) -> None:
-    detected, confidence = detect_language(text)
-    assert detected == language and 0.0 < confidence <= 1.0
+    detected = detect_language(text)
+    assert detected.code == language and 0.0 < detected.confidence <= 1.0 and detected.supported
+    assert detected.warning(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("akuter Myokardinfarkt mit Brustschmerzen", "German"),
+        ("急性心肌梗死", "Chinese"),
+        ("инфаркт миокарда", "Russian"),
+    ],
+)
+def test_unsupported_language_is_named_not_guessed(text: str, language: str) -> None:
+    detected = detect_language(text)
+    assert detected.code is None and detected.unsupported == language and not detected.supported
+    warning = detected.warning(text)
+    assert f"{language} is not a supported language" in warning and f"“{text}” was searched as typed" in warning
+    assert "English, Spanish, Catalan, Italian, Portuguese, French" in warning
 
 
 def test_detect_language_without_letters() -> None:
-    assert detect_language("123 456") == (None, 0.0)
+    detected = detect_language("123 456")
+    assert (detected.code, detected.confidence, detected.supported) == (None, 0.0, True)
 
 
 def test_read_batch_queries(tmp_path: Path) -> None:
     with_header = tmp_path / "queries.csv"
-    with_header.write_text('id,query\n1,asthma attack\n2,"infarto, agudo"\n3,\n', encoding="utf-8")
-    without_header = tmp_path / "plain.csv"
-    without_header.write_text("neumonía,x\nembolie pulmonaire,y\n", encoding="utf-8")
+    with_header.write_text('id,query\n1,asthma attack\n2,"infarto, agudo"\n3,\n\n', encoding="utf-8")
+    one_column = tmp_path / "plain.csv"
+    one_column.write_text("neumonía\nembolie pulmonaire\n", encoding="utf-8")
     lines = tmp_path / "lines.txt"
     lines.write_text("\ufefffibrillazione atriale\n\n", encoding="utf-8")
     assert read_batch_queries(" a \n\n b ") == ["a", "b"]
-    assert read_batch_queries("first", with_header) == ["first", "asthma attack", "infarto, agudo"]
-    assert read_batch_queries(None, without_header) == ["neumonía", "embolie pulmonaire"]
+    # the empty query cell of row 3 stays, to be flagged; the blank line is skipped
+    assert read_batch_queries("first", with_header) == ["first", "asthma attack", "infarto, agudo", ""]
+    assert read_batch_queries(None, one_column) == ["neumonía", "embolie pulmonaire"]
     assert read_batch_queries("", lines) == ["fibrillazione atriale"]
+
+
+def test_batch_csv_query_column_by_name_or_chosen(tmp_path: Path) -> None:
+    named = tmp_path / "named.csv"
+    named.write_text("patient_id;Diagnóstico\n17;asma bronquial\n18;neumonía\n", encoding="utf-8")
+    assert read_batch_queries(None, named) == ["asma bronquial", "neumonía"]  # `;` and an accented name
+    assert batch_file_columns(named) == (["patient_id", "Diagnóstico"], "Diagnóstico")
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("patient_id,note\n17,asthma attack\n", encoding="utf-8")
+    with pytest.raises(BatchColumnError, match="its columns are “patient_id”, “note”. Choose") as error:
+        read_batch_queries(None, unnamed)
+    assert error.value.columns == ["patient_id", "note"] and batch_file_columns(unnamed)[1] is None
+    assert read_batch_queries(None, unnamed, column="note") == ["asthma attack"]
+    with pytest.raises(BatchColumnError, match="has no column “notes”"):
+        read_batch_queries(None, unnamed, column="notes")
+
+
+def test_batch_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "scan.csv"
+    binary.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(NotTextFileError, match="scan.csv is not a text file"):
+        read_batch_queries(None, binary)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("query\nasma\nneumonía\n".encode("latin-1"))
+    with pytest.raises(NotTextFileError, match="latin1.csv is not UTF-8 text \\(line 3 has byte 0xed\\)"):
+        read_batch_queries(None, latin1)
 
 
 def test_write_batch_csv(tmp_path: Path) -> None:
@@ -150,3 +198,45 @@ def test_serve_command_parses() -> None:
 
     args = build_parser().parse_args(["serve", "--revision", "v1.0", "--port", "7999", "--no-reranker"])
     assert (args.revision, args.port, args.host, args.no_reranker) == ("v1.0", 7999, "127.0.0.1", True)
+
+
+def test_inherited_labels_show_the_codes_own_title_and_unsupported_languages_are_named() -> None:
+    hit = {
+        "rank": 1,
+        "code": "I21.0",
+        "title": "Enfarte agudo do miocárdio",
+        "title_language": "pt",
+        "title_inherited": True,
+        "english_title": "ST elevation (STEMI) myocardial infarction of anterior wall",
+        "score": 0.9,
+        "rerank_score": None,
+        "billable": False,
+        "hierarchy": [{"code": "9", "title": "Circulatory"}],
+    }
+    payload = {
+        "query": "Herzinfarkt",
+        "language": None,
+        "language_confidence": 0.9,
+        "unsupported_language": "German",
+        "display_language": "pt",
+        "reranked": False,
+        "warnings": ["German is not a supported language"],
+        "timings": {"encode_s": 0.01, "retrieve_s": 0.001, "rerank_s": 0.0},
+        "hits": [hit],
+    }
+    table = render_hits(payload)
+    assert "pt, inherited" in table and "en: ST elevation (STEMI) myocardial infarction of anterior wall" in table
+    assert "German (not supported)" in render_status(payload)
+
+
+def test_sources_link_to_the_repo_at_its_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cie10.space_app import Source
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8090/")
+    model, codes = Source("acme/cie10-bi", "v1.0", "1" * 40), Source("acme/cie10-codes", "v1.0", kind="dataset")
+    assert model.url() == "http://127.0.0.1:8090/acme/cie10-bi/tree/v1.0"
+    assert codes.url() == "http://127.0.0.1:8090/datasets/acme/cie10-codes/tree/v1.0"
+    assert model.link() == (
+        '<a href="http://127.0.0.1:8090/acme/cie10-bi/tree/v1.0" target="_blank" rel="noopener">'
+        "acme/cie10-bi&#64;v1.0 (1111111)</a>"
+    )
