@@ -26,10 +26,17 @@ def check_inputs(config: TrainingRunConfig) -> None:
 
     The dataset: a folder that does not exist is refused here (a Hub id is checked when it loads, which comes
     before the run folder is touched too). The reranker's bi-encoder: a folder, or a model repo on the Hub.
-    The base model is resolved by `describe_base_model`, also before `prepare_run_dir`.
+    The base model is resolved by `describe_base_model`, also before `prepare_run_dir`. With `--push`, the Hub
+    to publish to must answer.
     """
+    from cie10 import hub
     from cie10.training.models import check_hub_model, looks_like_path
 
+    if config.push:  # found now, not after an hour of training
+        if config.target == "local":
+            hub.check_local_target()
+        else:
+            hub.check_endpoint()
     dataset = config.dataset_id
     if looks_like_path(dataset) and not Path(dataset).expanduser().is_dir():
         raise ConfigError(f"dataset {dataset}: no such folder (a Hub id is <org>/<name>)")

@@ -124,3 +124,10 @@ def test_a_fresh_run_into_an_empty_folder_and_a_resume_write_in_place(tmp_path: 
     resumed = BiEncoderConfig(output_dir=str(tmp_path), resume=True)
     assert prepare_run_dir(resumed) == tmp_path / "cie10-bi"
     assert (tmp_path / "cie10-bi" / "config.yaml").is_file()
+
+
+def test_push_to_an_unreachable_hub_is_refused_before_training(caplog, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    argv = ["train", "bi-encoder", "--output_dir", str(tmp_path), "--push", "--version", "v1.0"]
+    _fails(caplog, argv, "Hub endpoint http://127.0.0.1:9 is not reachable")
+    assert list(tmp_path.iterdir()) == []
