@@ -261,6 +261,11 @@ def translation_pairs(
     entries = list(entries)
     queries = [pair for pair in spanish if pair.language == "es" and pair.kind == "query"]
     pairs: list[Pair] = []
+    if not available_modes():
+        line = missing_line("ca")  # Apertium itself is missing: one line for every language
+        logger.warning(line)
+        report.notes.append(line)
+        return pairs
     for language in dict.fromkeys([*languages, *names_to]):
         mode = mode_for(language)
         if mode is None:
