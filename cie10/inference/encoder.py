@@ -177,6 +177,14 @@ class OnnxEncoder:
 
     backend = "onnx"
 
+    device = "cpu"
+
+    def to(self, device: Any):
+        """Stay on the CPU (onnxruntime's CPU provider); another device needs the torch backend."""
+        if str(device) != "cpu":
+            raise ConfigError(f"the ONNX backend runs on the CPU, not {device}: load the model with backend='torch'")
+        return self
+
     def __init__(self, folder: Path, file_name: str, *, threads: int | None = None) -> None:
         self.folder = Path(folder)
         self.file_name = file_name
@@ -248,6 +256,14 @@ class OnnxCrossEncoder:
     """A sentence-transformers cross-encoder run by onnxruntime: `predict` like `CrossEncoder.predict`."""
 
     backend = "onnx"
+
+    device = "cpu"
+
+    def to(self, device: Any):
+        """Stay on the CPU (onnxruntime's CPU provider); another device needs the torch backend."""
+        if str(device) != "cpu":
+            raise ConfigError(f"the ONNX backend runs on the CPU, not {device}: load the model with backend='torch'")
+        return self
 
     def __init__(
         self, folder: Path, file_name: str, *, threads: int | None = None, max_length: int | None = None
