@@ -194,20 +194,30 @@ def _strip_fences(text: str) -> str:
 
 def check_codes(pairs: list[Pair], catalog: Catalog, report: CurationReport, max_hard_negatives: int) -> list[Pair]:
     """Drop rows whose code is unknown; remove unknown, duplicate or self hard negatives."""
+    canonical: dict[str, str | None] = {}
+
+    def known(code: str) -> str | None:
+        """The catalogue's spelling of `code` (None if unknown), looked up once per distinct string."""
+        if code not in canonical:
+            canonical[code] = catalog[code].code if code in catalog else None
+        return canonical[code]
+
     kept = []
     for pair in pairs:
-        if pair.code not in catalog:
+        code = known(pair.code)
+        if code is None:
             report.drop("unknown_code", "code not in the catalogue", pair)
             continue
-        pair.code = catalog[pair.code].code
+        pair.code = code
         negatives: list[str] = []
-        for code in pair.hard_negatives:
-            if code not in catalog:
+        for raw in pair.hard_negatives:
+            negative = known(raw)
+            if negative is None:
                 report.hard_negatives_removed["not in the catalogue"] += 1
-            elif catalog[code].code == pair.code:
+            elif negative == pair.code:
                 report.hard_negatives_removed["the positive code itself"] += 1
-            elif catalog[code].code not in negatives:
-                negatives.append(catalog[code].code)
+            elif negative not in negatives:
+                negatives.append(negative)
         pair.hard_negatives = negatives[:max_hard_negatives]
         kept.append(pair)
     return kept

@@ -7,6 +7,7 @@ train; the held-out splits are queries only.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Pair:
         }
 
 
+@functools.lru_cache(maxsize=500_000)
 def normalize_text(text: str) -> str:
     """Casefolded, accents kept, punctuation and spacing collapsed: `"Asma, NOS."` → `"asma nos"`."""
     text = unicodedata.normalize("NFC", text).casefold()
