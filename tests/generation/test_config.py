@@ -48,3 +48,16 @@ def test_batch_mode_halves_the_listed_price() -> None:
     assert GenerationConfig(backend="gemini").prices() == (0.30, 2.50)
     assert GenerationConfig(backend="gemini", gemini_batch=True).prices() == (0.15, 1.25)
     assert GenerationConfig(backend="openai").prices() == (0.0, 0.0)
+
+
+def test_sources_default_to_every_offline_source_and_none_means_none() -> None:
+    assert GenerationConfig().sources == ["terminology", "codiesp", "translate"]
+    assert GenerationConfig(backend="openai", sources=["none"]).sources == []
+    config, _ = parse_args(["--sources", "codiesp", "translate", "--translate_names_to", "ca"])
+    assert config.sources == ["codiesp", "translate"] and config.translate_names_to == ["ca"]
+    with pytest.raises(ConfigError, match="unknown source"):
+        GenerationConfig(sources=["wikipedia"])
+    with pytest.raises(ConfigError, match="needs at least one source"):
+        GenerationConfig(sources=["none"])
+    with pytest.raises(ConfigError, match="cannot translate into es"):
+        GenerationConfig(translate_languages=["es"])
