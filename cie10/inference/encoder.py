@@ -13,8 +13,10 @@ itself. Nothing here imports torch unless the torch backend is asked for (fastem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,15 +130,55 @@ def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.Infe
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def make_tokenizer(folder: Path, max_length: int, pad_token: str):  # -> tokenizers.Tokenizer
-    """The model's fast tokenizer, truncating at `max_length` and padding to the longest text of a batch."""
-    from tokenizers import Tokenizer
+class SharedTokenizer:
+    """One `tokenizers.Tokenizer` per distinct tokenizer.json, shared by the models that use it.
 
-    tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
-    pad_id = tokenizer.token_to_id(pad_token)
-    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
-    return tokenizer
+    e5's multilingual tokenizer (250k pieces) takes about 290 MB in memory; the bi-encoder and the reranker use the
+    same one, so the Space holds it once. Truncation length differs per model: each call sets it under a lock.
+    """
+
+    _cache: dict[str, SharedTokenizer] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, text: str, pad_token: str) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(text)
+        pad_id = self.tokenizer.token_to_id(pad_token)
+        self.tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+        self.lock = threading.Lock()
+
+    @classmethod
+    def get(cls, folder: Path, pad_token: str) -> SharedTokenizer:
+        """The shared tokenizer of `folder/tokenizer.json` (the same one whatever truncation or padding it saved)."""
+        spec = json.loads((Path(folder) / "tokenizer.json").read_text(encoding="utf-8"))
+        spec["truncation"] = spec["padding"] = None
+        for part in ("pre_tokenizer", "decoder"):  # an older tokenizers wrote Metaspace's options differently
+            spec[part] = _current_metaspace(spec.get(part))
+        if isinstance(spec.get("model"), dict) and spec["model"].get("type") == "Unigram":
+            spec["model"].setdefault("byte_fallback", False)
+        text = json.dumps(spec, sort_keys=True)
+        key = hashlib.sha1((text + pad_token).encode("utf-8")).hexdigest()
+        with cls._cache_lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls(text, pad_token)
+            return cls._cache[key]
+
+    def encode_batch(self, inputs: list, max_length: int) -> list:
+        """Encodings of texts or (text, text) pairs, cut at `max_length` tokens (longest first), padded alike."""
+        with self.lock:
+            self.tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+            return self.tokenizer.encode_batch(inputs)
+
+
+def _current_metaspace(component: Any) -> Any:
+    """A Metaspace component saved as `add_prefix_space` in today's form (`prepend_scheme`, `split`)."""
+    if not isinstance(component, dict) or component.get("type") != "Metaspace" or "add_prefix_space" not in component:
+        return component
+    current = {key: value for key, value in component.items() if key != "add_prefix_space"}
+    current.setdefault("prepend_scheme", "always" if component["add_prefix_space"] else "never")
+    current.setdefault("split", True)
+    return current
 
 
 def _length_order(lengths: Sequence[int]) -> np.ndarray:
@@ -191,7 +233,7 @@ class OnnxEncoder:
         self.config = ModelConfig.read(self.folder)
         if not self.config.include_prompt and self.config.prompts:
             raise ConfigError("pooling without the prompt tokens is not supported by the ONNX path: use torch")
-        self.tokenizer = make_tokenizer(self.folder, self.config.max_length, self.config.pad_token)
+        self.tokenizer = SharedTokenizer.get(self.folder, self.config.pad_token)
         self.session = make_session(self.folder / file_name, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
 
@@ -237,7 +279,7 @@ class OnnxEncoder:
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="Batches", disable=not show_progress_bar):
             rows = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[row] for row in rows])
+            encodings = self.tokenizer.encode_batch([texts[row] for row in rows], self.config.max_length)
             feeds = _feeds(encodings, self.input_names)
             (tokens,) = self.session.run(None, feeds)
             embeddings = pool(tokens, feeds["attention_mask"], self.config.pooling)
@@ -272,7 +314,7 @@ class OnnxCrossEncoder:
         self.file_name = file_name
         self.config = ModelConfig.read(self.folder)
         self.max_length = min(max_length or RERANK_MAX_LENGTH, self.config.max_length)
-        self.tokenizer = make_tokenizer(self.folder, self.max_length, self.config.pad_token)
+        self.tokenizer = SharedTokenizer.get(self.folder, self.config.pad_token)
         self.session = make_session(self.folder / file_name, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
 
@@ -299,7 +341,7 @@ class OnnxCrossEncoder:
         starts = range(0, len(pairs), batch_size)
         for start in tqdm(starts, desc="Batches", disable=not show_progress_bar):
             rows = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([pairs[row] for row in rows])
+            encodings = self.tokenizer.encode_batch([pairs[row] for row in rows], self.max_length)
             (logits,) = self.session.run(None, _feeds(encodings, self.input_names))
             scores[rows] = logits
         if self.config.activation == "sigmoid" and activation_fn is None:
