@@ -319,7 +319,7 @@ class CodeIndex:
             ):
                 codes = codes[np.isfinite(approximate[offset, codes])]
                 scores, rows = self._rescore(query, codes)
-                order = np.argsort(-scores, kind="stable")[:k]
+                order = np.lexsort((codes, -scores))[:k]  # ties: catalogue order, as a stable sort gives
                 position = block + offset
                 out_scores[position, : len(order)] = scores[order]
                 out_codes[position, : len(order)] = codes[order]
