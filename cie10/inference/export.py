@@ -18,6 +18,7 @@ from typing import Any
 
 from cie10.errors import ConfigError
 from cie10.inference.files import FP32_FILE, ONNX_DIR, QUALITY_FILE, int8_file_name
+from cie10.inference.quantize import DEFAULT_INT8
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,10 @@ def export_onnx(
     *,
     int8: bool = True,
     quality: bool = True,
-    per_channel: bool = True,
+    int8_kind: str = DEFAULT_INT8,
 ) -> dict[str, Any]:
-    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8), replacing an older export.
+    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8 of `int8_kind`: see
+    `cie10.inference.quantize`), replacing an older export.
 
     With `quality`, each file is compared with torch float32 on real CodiEsp *train* mentions
     (`cie10.inference.quality`) and the numbers saved as `onnx/quality.json` for the model card.
@@ -108,7 +110,7 @@ def export_onnx(
     files = [FP32_FILE]
     if int8:
         name = int8_file_name()
-        quantize_int8(staging / Path(FP32_FILE).name, staging / Path(name).name, per_channel=per_channel)
+        quantize_int8(staging / Path(FP32_FILE).name, staging / Path(name).name, kind=int8_kind)
         files.append(name)
     target = folder / ONNX_DIR
     shutil.rmtree(target, ignore_errors=True)
@@ -118,7 +120,7 @@ def export_onnx(
         "files": {name: {"bytes": (folder / name).stat().st_size} for name in files},
         "opset": OPSET,
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
-        "int8": {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "QInt8", "per_channel": per_channel}
+        "int8": {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "QInt8", "kind": int8_kind}
         if int8
         else None,
     }
