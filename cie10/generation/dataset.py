@@ -150,6 +150,14 @@ def sources_paragraphs(config: dict[str, Any]) -> list[str]:
     return parts
 
 
+def language_creators(config: dict[str, Any]) -> list[str]:
+    """The Hub's `language_creators`: expert-written (labels, CodiEsp) and/or machine-generated (LLM, Apertium)."""
+    sources = config.get("sources") or []
+    machine = config.get("backend", "terminology") != "terminology" or "translate" in sources
+    expert = bool({"terminology", "codiesp"} & set(sources)) or ("sources" not in config and not machine)
+    return [name for name, used in (("expert-generated", expert), ("machine-generated", machine)) if used]
+
+
 def source_attributions(config: dict[str, Any]) -> list[str]:
     """Attribution lines for the sources the run used (CodiEsp, Apertium)."""
     sources = config.get("sources") or []
@@ -221,7 +229,7 @@ def card(
         "pretty_name": "Multilingual clinical mentions of ICD-10-CM codes",
         "size_categories": [size_category(total)],
         "annotations_creators": ["machine-generated"],
-        "language_creators": ["machine-generated" if config.is_llm else "expert-generated"],
+        "language_creators": language_creators(config.to_dict()),
         "multilinguality": ["multilingual"],
         "source_datasets": [get_settings().repo_id("cie10-codes")],
         "configs": _configs(files),

@@ -19,7 +19,7 @@ from cie10 import LANGUAGE_NAMES, LANGUAGES
 from cie10.catalog import LABEL_LANGUAGES, MISSING_SOURCES, Catalog
 from cie10.catalog_sources import SOURCE_LICENSES, package_version
 from cie10.errors import Cie10Error
-from cie10.generation.dataset import source_attributions, sources_paragraphs
+from cie10.generation.dataset import language_creators, source_attributions, sources_paragraphs
 from cie10.model_cards.render import bullet_list, cell, render
 from cie10.model_cards.repos import ReleaseRepos
 
@@ -214,7 +214,7 @@ def build_synth_card(synth: SynthData, repos: ReleaseRepos, *, catalog_version: 
         pretty_name="Multilingual clinical mentions of ICD-10-CM codes",
         size_categories=[_size_category(synth.total)],
         annotations_creators=["machine-generated"],
-        language_creators=["machine-generated" if is_llm else "expert-generated"],
+        language_creators=language_creators(config),
         multilinguality=["multilingual"],
         source_datasets=[repos.codes.repo_id],
         configs=synth.configs,
