@@ -49,6 +49,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(terminology_dataset: P
         freeze_layers=10,
         max_eval_queries=8,
         build_index=False,
+        export_onnx=False,
         show_progress_bar=False,
     )
     with pytest.raises(KeyboardInterrupt):
@@ -65,3 +66,22 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(terminology_dataset: P
     assert summary["training"]["resumed_from"].endswith("checkpoint-2")
     assert (tmp_path / "resume" / "base_eval.json").stat().st_mtime == base_eval  # base scores not re-measured
     assert (tmp_path / "resume" / "final" / "model.safetensors").is_file()
+
+    # a fresh run over the finished one is built beside it: interrupted, the finished run is byte-identical ...
+    finished = {
+        p.relative_to(tmp_path / "resume"): p.read_bytes() for p in (tmp_path / "resume").rglob("*") if p.is_file()
+    }
+    with pytest.raises(KeyboardInterrupt):
+        train_bi_encoder(BiEncoderConfig(**{**settings, "seed": 7}), callbacks=[Interrupt(at_step=2)])
+    now = {p.relative_to(tmp_path / "resume"): p.read_bytes() for p in (tmp_path / "resume").rglob("*") if p.is_file()}
+    assert now == finished
+    assert (tmp_path / "resume.tmp" / "checkpoints" / "checkpoint-2").is_dir()
+
+    # ... and --resume completes it, and only then does it replace the earlier run
+    again = FirstStep()
+    summary = train_bi_encoder(BiEncoderConfig(**{**settings, "seed": 7}, resume=True), callbacks=[again])
+    assert again.first == 2 and summary["config"]["seed"] == 7
+    assert not (tmp_path / "resume.tmp").exists()
+    assert (tmp_path / "resume" / "final" / "model.safetensors").read_bytes() != finished[
+        Path("final/model.safetensors")
+    ]
