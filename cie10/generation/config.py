@@ -157,6 +157,13 @@ class GenerationConfig:
             "and words with digits do not count)"
         },
     )
+    translate_unknown_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "translate: also drop a translation whose unknown words are this share of its words or more "
+            "(e.g. 1.0: a phrase left wholly in Spanish); off by default (single unknown words are often cognates)"
+        },
+    )
     translate_batch_size: int = field(default=2000, metadata={"help": "translate: phrases per Apertium process"})
     translation_cache_dir: str = field(
         default_factory=_default_translation_cache,

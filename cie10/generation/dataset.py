@@ -137,7 +137,13 @@ def sources_paragraphs(config: dict[str, Any]) -> list[str]:
             f"{', '.join(config.get('translate_languages') or [])}; the catalogue's own Spanish labels become names "
             f"in {', '.join(config.get('translate_names_to') or []) or 'no language'}. A translation with more than "
             f"{config.get('translate_max_unknown', 1)} unknown word(s) (Apertium's `*word`; acronyms and words "
-            "with digits do not count) is dropped and counted (step `source`); lingua's language check runs on "
+            "with digits do not count)"
+            + (
+                f", or whose unknown words are {config['translate_unknown_share']:.0%} or more of its words,"
+                if config.get("translate_unknown_share") is not None
+                else ""
+            )
+            + " is dropped and counted (step `source`); lingua's language check runs on "
             "every translated row."
         )
     parts.append(

@@ -216,6 +216,7 @@ def source_pairs(catalog: Catalog, config: GenerationConfig, curation: CurationR
             translator=translator,
             report=curation,
             max_unknown=config.translate_max_unknown,
+            unknown_share=config.translate_unknown_share,
             max_hard_negatives=config.max_hard_negatives,
         )
     pairs: list[Pair] = []

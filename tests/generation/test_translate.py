@@ -137,3 +137,15 @@ def test_a_missing_mode_says_how_to_install_it() -> None:
     assert mode_for("ca", modes=["spa-cat", "cat-spa"]) == "spa-cat"
     if shutil.which("apertium"):
         assert "apt-get install -y apertium-en-es" in missing_line("en")
+
+
+def test_the_unknown_word_rule() -> None:
+    from cie10.generation.translate import Translation
+
+    cognate = Translation("edemas", ("edemas",))  # es-pt: unknown to Apertium, yet Portuguese
+    assert cognate.rejection() is None  # default: at most one unknown word
+    assert cognate.rejection(unknown_share=1.0) == "with unknown words for 100% or more of its words"
+    spanish = Translation("douleur torácico opresivo", ("torácico", "opresivo"))
+    assert spanish.rejection() == "with more than 1 unknown word(s)"
+    assert Translation("HTA. DM type 2", ("HTA", "DM")).rejection(max_unknown=0) is None  # acronyms do not count
+    assert Translation("", ()).rejection() == "is empty"
