@@ -134,6 +134,11 @@ CODES_FILE = "data/codes.parquet"
 LOW_CONFIDENCE = 0.5
 """Below this lingua confidence the detected language is shown as uncertain."""
 
+# torch's CPU kernels (oneDNN) keep a compiled primitive per input shape, up to 1,024: queries of every length made
+# the Space's memory grow with each batch (+130 MB over six batches of 8 reranked queries, measured), so it keeps
+# none (read when the first model call runs; no slower, measured).
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+
 
 class NonsenseQueryError(Cie10Error):
     """A query with no letters at all (digits, punctuation, emoji): nothing a retriever can read."""
@@ -639,6 +644,7 @@ class SpaceBackend:
         return {
             "sources": {name: dataclasses.asdict(source) for name, source in self.sources.items()},
             "index": {"num_codes": len(self.searcher.index), **self.searcher.index.meta},
+            "coverage": self.coverage(),
             "catalog_version": self.catalog.version,
             "reranker": self.has_reranker,
             "rerank_default": self.rerank_default,
@@ -1158,7 +1164,7 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
     about = (
         f"### What is loaded\n{sources}\n- **code index**: {len(backend.searcher.index)} codes, scope "
         f"`{index_meta.get('scope', '?')}`, built on {index_meta.get('catalog_version', '?')}\n"
-        f"- **catalogue**: {backend.catalog.version}\n"
+        f"- **catalogue**: {_html_text(backend.catalog.version)}\n"
         + (f"\n### Notes\n{notes}\n" if notes else "")
         + "\n### API\n```python\nfrom gradio_client import Client\n"
         'client = Client("<this Space or its URL>")\n'

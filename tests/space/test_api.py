@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -76,3 +78,29 @@ def test_info_endpoint_records_the_revisions(client, space_config) -> None:
     info = client.predict(api_name="/info")
     assert info["sources"]["codes"]["revision"] == space_config.revision
     assert info["sources"]["bi_encoder"]["repo_id"] == space_config.model_id and info["reranker"]
+    assert info["coverage"].startswith(f"This index searches {info['index']['num_codes']:,} of the ")
+    assert "an aid for coders, not a coding decision" in info["coverage"]
+
+
+def test_unsupported_language_is_searched_and_said(client) -> None:
+    result = client.predict(query="急性心肌梗死", top_k=3, rerank=False, api_name="/search")
+    assert result["hits"] and result["language"] is None and result["unsupported_language"] == "Chinese"
+    assert "Chinese is not a supported language" in result["warnings"][0] and "“急性心肌梗死”" in result["warnings"][0]
+
+
+def test_a_long_batch_does_not_hold_back_another_users_short_query(client, space_url: str) -> None:
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    queries = [f"{term} {number}" for number in range(50) for term in ("insuficiencia cardiaca", "asthma attack")]
+    long_batch = client.submit(queries=queries, top_k=2, rerank=True, rerank_top=5, api_name="/search_batch")
+    while long_batch.status().code != Status.PROCESSING:  # the batch holds the models before the others ask
+        assert not long_batch.done(), long_batch.exception()
+        time.sleep(0.05)
+    other_user = Client(space_url, verbose=False)
+    one_query = other_user.predict(queries=["bronquitis aguda"], top_k=2, rerank=True, api_name="/search_batch")
+    search = other_user.predict(query="asthma attack", top_k=2, rerank=True, rerank_top=5, api_name="/search")
+    assert not long_batch.done()  # both answered while the long batch still runs
+    assert [row["query"] for row in one_query] == ["bronquitis aguda"] * 2 and search["reranked"]
+    rows = long_batch.result(timeout=600)
+    assert len(rows) == 2 * len(queries) and all(row["rerank_score"] != "" for row in rows)

@@ -84,6 +84,11 @@ def test_spanish_query_and_reranker_toggle(browser_context, space_url: str) -> N
         expect(results).to_contain_text("Infarto agudo del miocardio")  # the Spanish title
         expect(status).to_contain_text("Español (es)")
         expect(results.locator("th", has_text="Rerank")).to_be_visible()
+        # I21.x codes inherit I21's Spanish label: each such row also shows the code's own English title
+        own_titles = results.locator("tbody tr .own").all_inner_texts()
+        assert own_titles and all(text.startswith("en: ") for text in own_titles), own_titles
+        assert len(set(own_titles)) == len(own_titles), own_titles
+        assert len(own_titles) == results.locator("tbody tr", has_text="inherited").count()
 
         rerank = page.locator("#rerank input[type=checkbox]")
         expect(rerank).to_be_checked()
@@ -103,6 +108,63 @@ def test_spanish_query_and_reranker_toggle(browser_context, space_url: str) -> N
     except Exception:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "space-browser-failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+        raise
+    finally:
+        page.close()
+
+
+def test_header_links_coverage_and_unsupported_language(
+    browser_context, space_url: str, space_backend, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from cie10 import hub
+
+    unnamed = tmp_path / "patients.csv"
+    unnamed.write_text("patient_id,note\n17,asthma attack\n", encoding="utf-8")
+    binary = tmp_path / "scan.csv"
+    binary.write_bytes(bytes(range(256)) * 40)
+    page = browser_context.new_page()
+    try:
+        page.goto(space_url, wait_until="domcontentloaded")
+        header = page.locator("#header")
+        expect(header).to_contain_text(f"This index searches {len(space_backend.searcher.index):,} of the ")
+        expect(header).to_contain_text("It is an aid for coders, not a coding decision")
+        for source in space_backend.sources.values():
+            prefix = "datasets/" if source.kind == "dataset" else ""
+            url = f"{hub.endpoint()}/{prefix}{source.repo_id}/tree/{source.revision}"
+            expect(header.locator(f'a[href="{url}"]')).to_contain_text(f"{source.repo_id}@{source.revision}")
+        page.get_by_role("tab", name="Batch").click()
+        upload, batch_status = page.locator("#batch-file input[type=file]"), page.locator("#batch-status")
+        upload.set_input_files(str(binary))
+        expect(batch_status).to_contain_text("scan.csv is not a text file")
+        page.locator("#batch-file button[aria-label='Clear']").click()
+        upload.set_input_files(str(unnamed))
+        expect(batch_status).to_contain_text("Which column holds the queries?")
+        page.locator("#batch-column input").click()
+        page.get_by_role("option", name="note").click()
+        page.locator("#batch-button").click()
+        expect(batch_status).to_contain_text("1 queries ranked")
+        expect(page.locator("#batch-table")).to_contain_text("asthma attack")
+
+        page.get_by_role("tab", name="About").click()
+        expect(page.get_by_text("What is loaded")).to_be_visible()
+        hrefs = page.locator("a[href]").evaluate_all("links => links.map(link => link.getAttribute('href'))")
+        assert hrefs and not [href for href in hrefs if href.startswith("mailto:")], hrefs
+
+        page.get_by_role("tab", name="Search").click()
+        query = page.locator("#query textarea")
+        query.fill("急性心肌梗死")
+        query.press("Enter")
+        status = page.locator("#status")
+        expect(status).to_contain_text("Chinese (not supported)")
+        expect(status).to_contain_text("Chinese is not a supported language")
+        expect(page.locator("#results tbody tr").first).to_be_visible()  # still searched
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "space-browser-header-failure.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot of the failing page: {shot}")
         raise
