@@ -146,7 +146,7 @@ def test_header_links_coverage_and_unsupported_language(
         page.locator("#batch-column input").click()
         page.get_by_role("option", name="note").click()
         page.locator("#batch-button").click()
-        expect(batch_status).to_contain_text("1 queries ranked")
+        expect(batch_status).to_contain_text("1 queries ranked", timeout=60_000)
         expect(page.locator("#batch-table")).to_contain_text("asthma attack")
 
         page.get_by_role("tab", name="About").click()
@@ -159,7 +159,7 @@ def test_header_links_coverage_and_unsupported_language(
         query.fill("急性心肌梗死")
         query.press("Enter")
         status = page.locator("#status")
-        expect(status).to_contain_text("Chinese (not supported)")
+        expect(status).to_contain_text("Chinese (not supported)", timeout=60_000)
         expect(status).to_contain_text("Chinese is not a supported language")
         expect(page.locator("#results tbody tr").first).to_be_visible()  # still searched
     except Exception:
