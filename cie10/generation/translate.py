@@ -260,6 +260,21 @@ def translated_names(
     return names
 
 
+INDEX_NAME_LANGUAGES: tuple[str, ...] = ("ca", "it")
+"""Languages whose code names the index takes from Apertium: Catalan has no label source, Italian only a few."""
+
+
+def index_names(catalog: Catalog, entries: Iterable[CodeEntry]) -> dict[str, list[tuple[str, str, str]]]:
+    """`{code: [(name, language, source)]}`: translated names for the code index's `extra_names`."""
+    rows: dict[str, list[tuple[str, str, str]]] = {}
+    entries = list(entries)
+    for language in INDEX_NAME_LANGUAGES:
+        source = f"{TRANSLATION_PREFIX}{mode_for(language)}<-labels"
+        for code, names in translated_names(catalog, entries, language).items():
+            rows.setdefault(code, []).extend((name, language, source) for name in names)
+    return rows
+
+
 def translation_pairs(
     spanish: list[Pair],
     catalog: Catalog,

@@ -285,7 +285,11 @@ def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig, data:
     logger.info(
         "code index: encoding the %s scope (%s), names %s", config.scope, SCOPES[config.scope], config.index_names
     )
-    examples = None
+    examples = extra_names = None
+    if config.index_names != "title":
+        from cie10.generation.translate import index_names
+
+        extra_names = index_names(catalog, training_data.corpus_entries(catalog, config.scope, None))
     if config.index_names == "all+examples" and data is not None:
         examples = examples_from_rows(data.splits["train"], catalog)
     index = build_code_index(
@@ -293,6 +297,7 @@ def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig, data:
         catalog,
         config.scope,
         names=config.index_names,
+        extra_names=extra_names,
         examples=examples,
         model_id=config.repo_id,
         work_dir=work_dir,

@@ -230,6 +230,12 @@ class BiEncoderConfig(TrainingRunConfig):
         },
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from cie10.code_index import check_names_setting
+
+        check_names_setting(self.index_names)
+
     def default_repo_name(self) -> str:
         return BI_ENCODER_REPO_NAME
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cie10.errors import ConfigError
+from cie10.errors import Cie10Error, ConfigError
 from cie10.training.config import BiEncoderConfig, RerankerConfig, load_config, preset_path
 
 
@@ -39,6 +39,8 @@ def test_unknown_keys_and_scopes_are_refused(tmp_path: Path) -> None:
         load_config(BiEncoderConfig, tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="scope"):
         BiEncoderConfig(scope="everything")
+    with pytest.raises(Cie10Error, match="index names setting 'every'"):
+        BiEncoderConfig(index_names="every")
 
 
 @pytest.mark.parametrize("name", ["quickstart-bi-encoder", "quickstart-reranker", "gpu-bi-encoder", "gpu-reranker"])
