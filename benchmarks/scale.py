@@ -121,7 +121,7 @@ def measure_queries(
         search_seconds = [a + b for a, b in zip(encode_seconds, topk_seconds, strict=True)]
         row: dict[str, Any] = {
             "num_codes": size,
-            "index_mb": round(index.embeddings.nbytes / 1e6, 1),
+            "index_mb": round(index.memory_bytes() / 1e6, 1),
             "topk": summarize_seconds(topk_seconds),
             "search": summarize_seconds(search_seconds),
         }

@@ -234,8 +234,7 @@ def candidate_searcher(config: RerankerConfig, catalog: Catalog, corpus: list[Co
     index = _published_index(model_id, config.bi_encoder_revision, config.scope)
     codes = [entry.code for entry in corpus]
     if index is not None and all(code in index.row_of for code in codes):
-        rows = [index.row_of[code] for code in codes]
-        index = CodeIndex(codes, index.embeddings[rows], index.meta)
+        index = index.subset(codes)  # every name the bi-encoder's index holds for these codes
     else:
         logger.info("encoding the %d corpus titles with the bi-encoder", len(corpus))
         embeddings = encode_documents(
