@@ -1,5 +1,6 @@
-"""The fast inference path: the bi-encoder's queries through onnxruntime (float32 with every graph optimisation, and
-int8 from dynamic quantization with per-channel and with per-tensor weights), against torch float32.
+"""The fast inference path: the bi-encoder's queries through onnxruntime (float32 with every graph optimisation; the
+exported int8 file, int8 token embeddings; and, for comparison, int8 of every MatMul with per-channel and with
+per-tensor weight scales), against torch float32.
 
 MRR@10 on the synthetic test split and on CodiEsp dev mentions, with the released code index kept as it is (the
 index ships encoded; only queries go through each backend), and one-query encoding latency. The default backend is
