@@ -6,6 +6,8 @@ Folder layout (one split, e.g. `dev/`): `text_files/<articleID>.txt` (Spanish cl
 lower case: they are normalized, and those no longer in ICD-10-CM 2026 are counted and kept as misses.
 
 * Mention level: each DIAGNOSTICO mention is a query (language `es`), its code the gold; main score MRR@10.
+* Unseen mentions (`mentions-unseen`, when a CodiEsp training folder is given): the mention level again on
+  the mentions whose normalised text occurs nowhere among the training split's mentions.
 * Document level: a document is split into sentences, each sentence searched, a code's document score is its
   best sentence score; the top 10 codes are scored against the document's `D` codes; main score MAP@10.
 """
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 DIAGNOSIS = "DIAGNOSTICO"
 PROCEDURE = "PROCEDIMIENTO"
 LEVELS: tuple[str, ...] = ("mentions", "documents")
+UNSEEN_LEVEL = "mentions-unseen"
+"""The mentions whose normalised text is no CodiEsp training mention: the generalisation number."""
 DEFAULT_BASELINES: tuple[str, ...] = ("bm25", "bm25-en-es", "base")
 _SENTENCE_END = re.compile(r"(?<=[.;:!?])\s+|\n+")
 _MIN_SENTENCE_CHARS = 3
@@ -233,6 +237,28 @@ class DocumentRanker:
         return rankings
 
 
+def training_mention_texts(folder: Path | str) -> set[str]:
+    """The normalised texts of a CodiEsp training split's DIAGNOSTICO mentions."""
+    from cie10.generation.pairs import normalize_text
+
+    split = read_codiesp(folder)
+    return {normalize_text(m.text) for m in split.mentions if m.kind == DIAGNOSIS and m.text.strip()}
+
+
+def unseen_mentions(mentions: EvalSet, train_folder: Path | str) -> EvalSet:
+    """The mentions whose normalised text is not a training mention (`source` says which folder and how many)."""
+    from cie10.generation.pairs import normalize_text
+
+    seen = training_mention_texts(train_folder)
+    rows = [i for i, query in enumerate(mentions.queries) if normalize_text(query) not in seen]
+    if not rows:
+        raise EvaluationInputError(f"every mention occurs in {train_folder}: no unseen subset to score")
+    unseen = mentions.select(rows)
+    unseen.source.update(level=UNSEEN_LEVEL, unseen_of=len(mentions), train_folder=str(train_folder))
+    logger.info("unseen mentions: %d of %d (text nowhere in %s)", len(rows), len(mentions), train_folder)
+    return unseen
+
+
 def evaluate_codiesp(
     config: EvaluationConfig, levels: Sequence[str] = LEVELS, per_sentence_k: int = 10
 ) -> dict[str, EvaluationRun]:
@@ -242,6 +268,8 @@ def evaluate_codiesp(
         raise EvaluationInputError(f"unknown level {', '.join(unknown)}: choose {', '.join(LEVELS)}")
     corpus = read_codiesp(config.dataset)
     eval_sets = {level: corpus.mention_set() if level == "mentions" else corpus.document_set() for level in levels}
+    if "mentions" in eval_sets and config.lookup_train:
+        eval_sets[UNSEEN_LEVEL] = unseen_mentions(eval_sets["mentions"], config.lookup_train)
     catalog = load_catalog()
     systems, codes, selection = build_systems(config, catalog)
     if selection["scope"] != "full":
@@ -250,7 +278,7 @@ def evaluate_codiesp(
         )
     runs = {}
     for level, eval_set in eval_sets.items():
-        level_systems = systems if level == "mentions" else [DocumentRanker(s, per_sentence_k) for s in systems]
+        level_systems = systems if level != "documents" else [DocumentRanker(s, per_sentence_k) for s in systems]
         out = run_folder(config) / level if config.out is not None else None
         runs[level] = evaluate_systems(
             eval_set,

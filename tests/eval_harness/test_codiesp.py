@@ -154,3 +154,17 @@ def test_cli_codiesp(tiny_bi_encoder: Path, tmp_path: Path, capsys) -> None:
         assert [b["name"] for b in data["baselines"]] == ["bm25-en-es"]
         # at scope `categories` most gold codes are outside the searched codes: counted, kept as misses
         assert data["gold_coverage"]["outside_searched_codes"]["distinct"] > 0
+
+
+def test_unseen_mentions_are_the_dev_mentions_no_train_mention_matches() -> None:
+    from cie10.eval_harness.codiesp import UNSEEN_LEVEL, training_mention_texts, unseen_mentions
+    from cie10.generation.pairs import normalize_text
+
+    train = REAL_CODIESP.parent / "train"
+    mentions = read_codiesp(REAL_CODIESP).mention_set()
+    unseen = unseen_mentions(mentions, train)
+    seen_texts = training_mention_texts(train)
+    assert not any(normalize_text(query) in seen_texts for query in unseen.queries)
+    assert sum(normalize_text(query) in seen_texts for query in mentions.queries) == len(mentions) - len(unseen)
+    assert 0.3 < len(unseen) / len(mentions) < 0.5  # 59% of dev mentions occur among the train mentions
+    assert unseen.source["level"] == UNSEEN_LEVEL and unseen.source["unseen_of"] == len(mentions)
