@@ -19,7 +19,7 @@ from benchmarks.artifacts import Artifacts, sample_eval_set, sample_per_language
 from benchmarks.common import CODIESP_CITATION, BenchConfig, Unavailable, unavailable
 from benchmarks.targets import check
 from cie10.catalog import SCOPES
-from cie10.eval_harness.codiesp import DocumentRanker
+from cie10.eval_harness.codiesp import DocumentRanker, unseen_mentions
 from cie10.eval_harness.data import EvalSet
 from cie10.eval_harness.results import EvaluationRun
 from cie10.eval_harness.runner import evaluate_systems
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 SETS: dict[str, str] = {
     "codiesp-mentions": "CodiEsp dev, mention → code (DIAGNOSTICO spans of devX.tsv)",
+    "codiesp-mentions-unseen": "CodiEsp dev, mention → code, the mentions whose text is no CodiEsp train mention",
     "codiesp-documents": "CodiEsp dev, document → code set (devD.tsv; best sentence score per code)",
     "synthetic-test": "synthetic test split, query → code, per language",
 }
@@ -137,8 +138,14 @@ def load_sets(config: BenchConfig, artifacts: Artifacts) -> dict[str, EvalSet | 
         corpus = artifacts.codiesp()
         sets["codiesp-mentions"] = sample_eval_set(corpus.mention_set(), config.max_mentions, config.seed)
         sets["codiesp-documents"] = sample_eval_set(corpus.document_set(), config.max_documents, config.seed)
+        train = config.codiesp.parent / "train"
+        if train.is_dir():
+            unseen = unseen_mentions(corpus.mention_set(), train)
+            sets["codiesp-mentions-unseen"] = sample_eval_set(unseen, config.max_mentions, config.seed)
+        else:
+            sets["codiesp-mentions-unseen"] = Unavailable(f"no CodiEsp train folder beside {config.codiesp}")
     except Unavailable as error:
-        sets["codiesp-mentions"] = sets["codiesp-documents"] = error
+        sets["codiesp-mentions"] = sets["codiesp-documents"] = sets["codiesp-mentions-unseen"] = error
     try:
         synthetic = artifacts.synthetic("test")
         sets["synthetic-test"] = sample_per_language(synthetic, config.max_synth_per_language, config.seed)

@@ -227,6 +227,7 @@ def quality_section(result: dict[str, Any]) -> str:
         if not_ok:
             parts.append("\n".join(f"- `{name}`: unavailable: {reason}" for name, reason in not_ok.items()))
         mentions = [row for row in rows if row["set"] == "codiesp-mentions"]
+        unseen = [row for row in rows if row["set"] == "codiesp-mentions-unseen"]
         documents = [row for row in rows if row["set"] == "codiesp-documents"]
         synthetic = [row for row in rows if row["set"] == "synthetic-test"]
         coverage = info.get("coverage", {})
@@ -253,6 +254,15 @@ def quality_section(result: dict[str, Any]) -> str:
             reason = _unavailable(data["runs"][f"{scope}/codiesp-mentions"])
             if reason:
                 parts.append(f"CodiEsp: {reason}")
+        if unseen:
+            count = next((r["num_queries"] for r in unseen if r["subset"] == "all"), None)
+            parts.append(
+                f"Unseen mentions → code ({count:,} mentions whose text is no CodiEsp train mention: the "
+                "generalisation number). "
+                + _coverage_line(coverage.get("codiesp-mentions-unseen"), "Coverage")
+                + ".\n\n"
+                + _metric_table(unseen, MENTION_COLUMNS, retrievable="Acc@1")
+            )
         if documents:
             count = next((r["num_queries"] for r in documents if r["subset"] == "all"), None)
             parts.append(
