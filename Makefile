@@ -10,7 +10,7 @@ export CIE10_HUB_PORT ?= 8090
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup model hub quickstart test lint bench clean-hub apertium
+.PHONY: setup model hub quickstart release-full test lint bench clean-hub apertium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ apertium:
 
 quickstart: model hub apertium
 	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) bash scripts/quickstart.sh
+
+# the full CPU recipe at full scope, published as v2.0 on the local Hub; resumable (docs/training.md)
+release-full: model hub apertium
+	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) bash scripts/release_full.sh
 
 test: model apertium
 	VENV_PYTHON=$(BIN)/python bash scripts/install_browser.sh

@@ -43,12 +43,22 @@ def test_unknown_keys_and_scopes_are_refused(tmp_path: Path) -> None:
         BiEncoderConfig(index_names="every")
 
 
-@pytest.mark.parametrize("name", ["quickstart-bi-encoder", "quickstart-reranker", "gpu-bi-encoder", "gpu-reranker"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "quickstart-bi-encoder",
+        "quickstart-reranker",
+        "gpu-bi-encoder",
+        "gpu-reranker",
+        "cpu-full-bi-encoder",
+        "cpu-full-reranker",
+    ],
+)
 def test_presets_load(name: str) -> None:
     cls = RerankerConfig if "reranker" in name else BiEncoderConfig
     assert preset_path(name) is not None
     config = load_config(cls, name)
-    assert config.scope == ("full" if name.startswith("gpu") else "quickstart")
+    assert config.scope == ("quickstart" if name.startswith("quickstart") else "full")
 
 
 def test_cli_flags_override_the_yaml_file(tmp_path: Path) -> None:
