@@ -403,36 +403,30 @@ def load_encoder(model_id: str, revision: str | None = None, backend: str | None
 
     A model without the ONNX file the backend needs falls back to torch, with one log line.
     """
-    backend = resolve_backend(backend)
-    if backend != "torch":
-        source = _onnx_source(model_id, revision, backend)
-        if source is not None:
-            logger.info("bi-encoder %s: %s (%s)", model_id, backend, source[1])
-            return OnnxEncoder(*source)
-        logger.info("%s has no %s file under onnx/: using torch", model_id, backend)
-    from sentence_transformers import SentenceTransformer
-
-    from cie10.settings import apply_torch_threads
-
-    apply_torch_threads()
-    return SentenceTransformer(str(model_id), revision=revision, **torch_kwargs)
+    return _load("bi-encoder", model_id, revision, backend, torch_kwargs)
 
 
 def load_cross_encoder(model_id: str, revision: str | None = None, backend: str | None = None, **torch_kwargs: Any):
     """A reranker by Hub id or folder: `CrossEncoder` for `torch`, `OnnxCrossEncoder` for the ONNX backends."""
+    return _load("reranker", model_id, revision, backend, torch_kwargs)
+
+
+def _load(kind: str, model_id: str, revision: str | None, backend: str | None, torch_kwargs: dict[str, Any]):
+    """The ONNX model of `kind` when the backend asks for one and the files exist, else the torch model."""
     backend = resolve_backend(backend)
     if backend != "torch":
         source = _onnx_source(model_id, revision, backend)
         if source is not None:
-            logger.info("reranker %s: %s (%s)", model_id, backend, source[1])
-            return OnnxCrossEncoder(*source)
+            logger.info("%s %s: %s (%s)", kind, model_id, backend, source[1])
+            return OnnxEncoder(*source) if kind == "bi-encoder" else OnnxCrossEncoder(*source)
         logger.info("%s has no %s file under onnx/: using torch", model_id, backend)
-    from sentence_transformers import CrossEncoder
+    from sentence_transformers import CrossEncoder, SentenceTransformer
 
     from cie10.settings import apply_torch_threads
 
     apply_torch_threads()
-    return CrossEncoder(str(model_id), revision=revision, **torch_kwargs)
+    torch_class = SentenceTransformer if kind == "bi-encoder" else CrossEncoder
+    return torch_class(str(model_id), revision=revision, **torch_kwargs)
 
 
 def backend_of(model: Any) -> str:
