@@ -52,3 +52,16 @@ def test_final_model_loads_and_its_card_says_where_the_base_came_from(bi_encoder
     model = SentenceTransformer(str(config.final_dir))
     assert set(model.prompts) >= {"query", "document"}
     assert model.max_seq_length == config.max_seq_length
+
+
+def test_save_step_exports_onnx_files_that_agree_with_torch(bi_encoder_run) -> None:
+    import json
+
+    config, _ = bi_encoder_run
+    onnx = config.final_dir / "onnx"
+    int8 = sorted(onnx.glob("model_qint8_*.onnx"))
+    assert (onnx / "model.onnx").is_file() and len(int8) == 1
+    quality = json.loads((onnx / "quality.json").read_text())["quality"]
+    for name in ("onnx/model.onnx", f"onnx/{int8[0].name}"):
+        assert quality[name]["cosine_min"] >= 0.99
+        assert quality[name]["top1_agreement"] >= 0.9
