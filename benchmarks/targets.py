@@ -67,9 +67,9 @@ TARGETS: dict[str, Target] = {
             15.0,
             "ms",
             False,
-            "query encoding is most of it (see the stage split): ONNX Runtime int8 (blocked here, see its section), "
-            "a distilled or smaller query encoder, an unshared CPU or a GPU; the top-k over the full matrix is the "
-            "rest: a float16/int8 matrix or FAISS (docs/scaling.md)",
+            "on ONNX Runtime the query encode and the top-k over ~98k rows cost about the same (see the stage "
+            "split): int8 matrix products measured on the index too (today only the embedding table is int8), a "
+            "smaller query encoder, and a faster top-k (one BLAS call over int8 rows, or FAISS: docs/scaling.md)",
         ),
         Target(
             "rerank_p50",
@@ -77,8 +77,8 @@ TARGETS: dict[str, Target] = {
             100.0,
             "ms",
             False,
-            "rerank fewer candidates (top 10), cap the pair length (max_seq_length 64), a distilled 6-layer "
-            "reranker, ONNX Runtime int8, batch the pairs on a GPU",
+            "rerank fewer candidates (top 10), cap the pair length, a distilled 6-layer reranker, int8 matrix "
+            "products in the reranker's ONNX file (measured on a trained reranker first), batch the pairs on a GPU",
         ),
         Target(
             "encode_catalogue",
@@ -87,12 +87,13 @@ TARGETS: dict[str, Target] = {
             "s",
             False,
             "encode once on a GPU (about a minute) and publish `code_index/` with the model, so nobody re-encodes; "
-            "on CPU, one process per core and ONNX Runtime int8",
+            "on CPU, the ONNX worker processes of `cie10.inference.parallel` (the scale benchmark still times the "
+            "torch build)",
         ),
         Target(
             "space_memory",
             "the Space process's peak resident memory (VmHWM) after loading and a few queries",
-            2000.0,
+            1000.0,
             "MB",
             False,
             "serve the reranker in float16/int8, keep the code index in float16, load lingua's models for the six "
