@@ -214,8 +214,8 @@ def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, mode: str) ->
 # ------------------------------------------------------------------------------------------------ models
 
 
-class OnnxEncoder:
-    """A sentence-transformers bi-encoder run by onnxruntime: `encode` like `SentenceTransformer.encode`."""
+class _OnnxModel:
+    """What both ONNX models share: they run on onnxruntime's CPU provider only."""
 
     backend = "onnx"
 
@@ -226,6 +226,10 @@ class OnnxEncoder:
         if str(device) != "cpu":
             raise ConfigError(f"the ONNX backend runs on the CPU, not {device}: load the model with backend='torch'")
         return self
+
+
+class OnnxEncoder(_OnnxModel):
+    """A sentence-transformers bi-encoder run by onnxruntime: `encode` like `SentenceTransformer.encode`."""
 
     def __init__(self, folder: Path, file_name: str, *, threads: int | None = None) -> None:
         self.folder = Path(folder)
@@ -294,18 +298,8 @@ class OnnxEncoder:
         return out[0] if single else out
 
 
-class OnnxCrossEncoder:
+class OnnxCrossEncoder(_OnnxModel):
     """A sentence-transformers cross-encoder run by onnxruntime: `predict` like `CrossEncoder.predict`."""
-
-    backend = "onnx"
-
-    device = "cpu"
-
-    def to(self, device: Any):
-        """Stay on the CPU (onnxruntime's CPU provider); another device needs the torch backend."""
-        if str(device) != "cpu":
-            raise ConfigError(f"the ONNX backend runs on the CPU, not {device}: load the model with backend='torch'")
-        return self
 
     def __init__(
         self, folder: Path, file_name: str, *, threads: int | None = None, max_length: int | None = None
