@@ -85,29 +85,26 @@ def check_ranges(config: Any, ranges: Mapping[str, Range], *, prefix: str = "--"
 
 def int_option(option: str, allowed: Range) -> Callable[[str], int]:
     """An argparse `type=`: an integer within `allowed`, else ConfigError naming `option`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{option} must be an integer {allowed.describe()} (got {text!r})") from None
-        check_range(option, value, allowed)
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in its own messages
-    return parse
+    return _option(option, allowed, int, "integer")
 
 
 def float_option(option: str, allowed: Range) -> Callable[[str], float]:
     """An argparse `type=`: a number within `allowed`, else ConfigError naming `option`."""
+    return _option(option, allowed, float, "number")
 
-    def parse(text: str) -> float:
+
+def _option(option: str, allowed: Range, convert: Callable[[str], Any], kind: str) -> Callable[[str], Any]:
+    """An argparse `type=` converting with `convert` and checking the range; `kind` names it in messages."""
+
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
-            raise ConfigError(f"{option} must be a number {allowed.describe()} (got {text!r})") from None
+            raise ConfigError(
+                f"{option} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind} {allowed.describe()} (got {text!r})"
+            ) from None
         check_range(option, value, allowed)
         return value
 
-    parse.__name__ = "number"
+    parse.__name__ = kind  # argparse names the type in its own messages
     return parse
