@@ -230,6 +230,11 @@ class CodeIndex:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def titles_only(self) -> CodeIndex:
+        """The same codes searched by their English title rows alone (what a `title` index holds)."""
+        rows = self.rows[: len(self.codes)] if self.rows is not None else None
+        return CodeIndex(list(self.codes), self.embeddings, {**self.meta, "names": "title"}, rows)
+
     @property
     def num_rows(self) -> int:
         """Rows searched (titles and other names)."""

@@ -14,6 +14,7 @@ import numpy as np
 from cie10.catalog import Catalog, load_catalog
 from cie10.code_index import CodeIndex, encode_queries
 from cie10.errors import Cie10Error
+from cie10.fusion import fused_scores
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ class EmptyQueryError(Cie10Error):
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked code: `score` is the bi-encoder cosine, `rerank_score` the cross-encoder's when it ran.
+    """One ranked code: `score` is the bi-encoder cosine, `rerank_score` the cross-encoder's when it ran (the
+    reranked order is by `rerank_score + bi_weight * score`, `cie10.fusion`).
 
     `matched_name` is the name of the code (title, inclusion term, label in another language, example) whose
     row scored best, in `matched_language`.
@@ -58,12 +60,25 @@ def check_query(query: str) -> str:
 
 
 class CodeSearcher:
-    """Bi-encoder + code index (+ optional cross-encoder reranker) over one catalogue."""
+    """Bi-encoder + code index (+ optional cross-encoder reranker) over one catalogue.
 
-    def __init__(self, bi_encoder, index: CodeIndex, reranker=None, catalog: Catalog | None = None) -> None:
+    `bi_weight` fuses the two stages' scores in the reranked order (`cie10.fusion`); by default the weight the
+    reranker ships with (`cie10_fusion.json`, read by `cie10.inference.load_cross_encoder`), else 0.
+    """
+
+    def __init__(
+        self,
+        bi_encoder,
+        index: CodeIndex,
+        reranker=None,
+        catalog: Catalog | None = None,
+        *,
+        bi_weight: float | None = None,
+    ) -> None:
         self.bi_encoder = bi_encoder
         self.index = index
         self.reranker = reranker
+        self.bi_weight = bi_weight if bi_weight is not None else float(getattr(reranker, "cie10_bi_weight", 0.0))
         self.catalog = catalog or load_catalog()
         self._billable = np.array([self.catalog[code].billable for code in index.codes])
         self._chapters = np.array([self.catalog[code].chapter for code in index.codes])
@@ -156,7 +171,8 @@ class CodeSearcher:
         scores = iter(self.reranker.predict(pairs, batch_size=batch_size, show_progress_bar=False))
         for result in results:
             head = [replace(hit, rerank_score=float(next(scores))) for hit in result.hits[:rerank_top]]
-            head.sort(key=lambda hit: hit.rerank_score, reverse=True)
+            fused = fused_scores([hit.rerank_score for hit in head], [hit.score for hit in head], self.bi_weight)
+            head = [head[i] for i in np.argsort(-fused, kind="stable")]
             result.hits = head + result.hits[rerank_top:]
 
     def search(self, query: str, **options) -> SearchResult:

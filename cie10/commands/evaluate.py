@@ -48,8 +48,9 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
         action="append",
         default=None,
         metavar="NAME",
-        help=f"bm25, bm25-en-es, lookup (identical CodiEsp train mentions), base (the untuned encoder) or a model "
-        f"id; repeatable (default: {default_baselines})",
+        help=f"bm25, bm25-en-es, lookup (identical CodiEsp train mentions), base (the untuned encoder), bi-order "
+        f"(the model without its reranker), titles (the model over its English titles alone) or a model id; "
+        f"repeatable (default: {default_baselines})",
     )
     group.add_argument(
         "--index-names",

@@ -37,10 +37,12 @@ from cie10.eval_harness.results import (
 from cie10.eval_harness.systems import (
     BASE_MODEL,
     BM25_BASELINES,
+    DERIVED_BASELINES,
     Ranking,
     RetrievalSystem,
     bm25_system,
     dense_system,
+    derived_system,
     load_model,
     select_codes,
 )
@@ -358,7 +360,7 @@ def build_systems(
     scope = config.scope or stored_scope or DEFAULT_SCOPE
     codes = select_codes(catalog, scope, billable_only=config.billable_only, chapters=config.chapters)
     logger.info("searching %d codes (scope %s%s)", len(codes), scope, ", billable only" if config.billable_only else "")
-    taken: set[str] = set(BM25_BASELINES) | {BASE_MODEL}
+    taken: set[str] = set(BM25_BASELINES) | {BASE_MODEL} | set(DERIVED_BASELINES)
     name = _system_name(config.model, config.reranker, taken)
     taken.add(name)
     systems: list[RetrievalSystem] = [
@@ -375,8 +377,10 @@ def build_systems(
             index_names=config.index_names,
         )
     ]
+    derived = [name for name in dict.fromkeys(config.baselines) if name in DERIVED_BASELINES]
+    systems += [derived_system(systems[0], name) for name in derived]
     systems += build_baselines(
-        config.baselines,
+        [name for name in config.baselines if name not in DERIVED_BASELINES],
         catalog,
         codes,
         scope,

@@ -28,6 +28,13 @@ logger = logging.getLogger(__name__)
 Ranking = list[tuple[str, float]]
 """(code, score) pairs, best first."""
 BASE_MODEL = "base"
+BI_ORDER_BASELINE = "bi-order"
+TITLES_BASELINE = "titles"
+DERIVED_BASELINES: dict[str, str] = {
+    BI_ORDER_BASELINE: "the evaluated bi-encoder's own order (its reranker off)",
+    TITLES_BASELINE: "the evaluated bi-encoder over the English titles of its index alone, no reranker",
+}
+"""Baselines made of the evaluated system's own parts."""
 """Baseline name for the untuned embedded base encoder (`cie10.embedded_model`, "default")."""
 BM25_BASELINES: dict[str, tuple[str, ...]] = {"bm25": ("en",), "bm25-en-es": ("en", "es")}
 """BM25 baselines and the title languages each indexes (CodiEsp is Spanish, hence the English+Spanish one)."""
@@ -446,6 +453,22 @@ def dense_system(
     searcher = CodeSearcher(loaded.model, index, reranker.model if reranker else None, catalog=catalog)
     index_meta = {**index.meta, "origin": origin}
     return DenseSystem(name, searcher, loaded.info, reranker.info if reranker else None, rerank_top, index_meta)
+
+
+def derived_system(primary: DenseSystem, kind: str) -> DenseSystem:
+    """A baseline made of the evaluated system's own parts (`DERIVED_BASELINES`): no model is loaded again."""
+    from cie10.search import CodeSearcher
+
+    searcher = primary.searcher
+    if kind == BI_ORDER_BASELINE:
+        derived = CodeSearcher(searcher.bi_encoder, searcher.index, None, catalog=searcher.catalog)
+        return DenseSystem(kind, derived, primary.model_info, None, primary.rerank_top, primary.index_meta)
+    if kind == TITLES_BASELINE:
+        index = searcher.index.titles_only()
+        derived = CodeSearcher(searcher.bi_encoder, index, None, catalog=searcher.catalog)
+        meta = {**primary.index_meta, **index.meta}
+        return DenseSystem(kind, derived, primary.model_info, None, primary.rerank_top, meta)
+    raise EvaluationInputError(f"unknown derived baseline {kind!r}: choose {', '.join(DERIVED_BASELINES)}")
 
 
 def bm25_system(name: str, catalog: Catalog, codes: Sequence[str]) -> Bm25System:

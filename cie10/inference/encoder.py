@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cie10.errors import ConfigError
+from cie10.fusion import FUSION_FILE, read_bi_weight
 from cie10.inference.files import ST_CONFIG_FILES, check_backend, local_files, pick_onnx_file
 from cie10.settings import get_settings
 
@@ -370,7 +371,7 @@ def _download(model_id: str, revision: str | None, onnx_file: str, files: list[s
 
     from cie10 import hub
 
-    wanted = [name for name in ST_CONFIG_FILES if name in files] + [onnx_file]
+    wanted = [name for name in (*ST_CONFIG_FILES, FUSION_FILE) if name in files] + [onnx_file]
     wanted += [f"{onnx_file}_data", f"{onnx_file}.data"]
     with hub.hub_errors(model_id, "model", revision):
         return Path(snapshot_download(model_id, revision=revision, allow_patterns=wanted, endpoint=hub.endpoint()))
@@ -402,7 +403,26 @@ def load_encoder(model_id: str, revision: str | None = None, backend: str | None
 
 def load_cross_encoder(model_id: str, revision: str | None = None, backend: str | None = None, **torch_kwargs: Any):
     """A reranker by Hub id or folder: `CrossEncoder` for `torch`, `OnnxCrossEncoder` for the ONNX backends."""
-    return _load("reranker", model_id, revision, backend, torch_kwargs)
+    model = _load("reranker", model_id, revision, backend, torch_kwargs)
+    model.cie10_bi_weight = read_bi_weight(_fusion_folder(model, model_id, revision))
+    return model
+
+
+def _fusion_folder(model: Any, model_id: str, revision: str | None) -> Path | None:
+    """Where the reranker's `cie10_fusion.json` is (or would be) on disk: its folder, its download, or None."""
+    if isinstance(model, OnnxCrossEncoder):
+        return model.folder
+    if _is_local(model_id):
+        return Path(model_id).expanduser()
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from cie10 import hub
+
+    try:
+        return Path(hf_hub_download(model_id, FUSION_FILE, revision=revision, endpoint=hub.endpoint())).parent
+    except EntryNotFoundError:
+        return None
 
 
 def _load(kind: str, model_id: str, revision: str | None, backend: str | None, torch_kwargs: dict[str, Any]):

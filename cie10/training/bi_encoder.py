@@ -23,6 +23,7 @@ from cie10.code_index import (
     examples_from_rows,
 )
 from cie10.errors import ConfigError
+from cie10.inference.files import FP32_FILE
 from cie10.settings import apply_torch_threads, get_settings
 from cie10.training import data as training_data
 from cie10.training.config import BiEncoderConfig
@@ -75,7 +76,9 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
 
     # 2. Load the data: each mention with its code's title and hard negatives mined over the corpus
     #    (the base model encodes the corpus once, for the mining and for its own evaluation)
-    base_corpus = CorpusEmbeddings(model, corpus, show_progress_bar=config.show_progress_bar)
+    base_corpus = CorpusEmbeddings(
+        fast_document_encoder(base.load_path, model), corpus, show_progress_bar=config.show_progress_bar
+    )
     with state.main_process_first():
         train_dataset = prepare_train_dataset(config, data, catalog, corpus, model, base, base_corpus)
 
@@ -100,8 +103,12 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
     if not trainer.is_world_process_zero():
         return {}
 
-    # 7. Evaluate the trained model and save it to models/<run_name>/final with its code index
-    index = make_code_index(model, catalog, config, data) if config.build_index else None
+    # 7. Save the model (and its ONNX files) to models/<run_name>/final, encode its code index with the fastest of
+    #    them, evaluate the trained model on that index
+    staging = save_model(model, config)
+    index = None
+    if config.build_index:
+        index = make_code_index(model, catalog, config, data, encoder=fast_document_encoder(staging, model))
     trained_results = evaluator(model, corpus_embeddings=index_rows(index, corpus, model.device) if index else None)
     summary = run_summary(
         config,
@@ -119,7 +126,7 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
         checkpoint,
         started,
     )
-    save_final(model, config, base, index, summary)
+    save_final(staging, config, base, index, summary)
     run_dir = promote_run(config)
 
     # 8. Push to the Hub (the local one by default)
@@ -279,8 +286,22 @@ def evaluate_base(
 
 
 # ---------------------------------------------------------------------------------------------- 7. save
-def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig, data: Any = None) -> CodeIndex:
-    """Every name (`config.index_names`) of the scope's codes encoded once by the trained model (resumable)."""
+def fast_document_encoder(folder: str | Path, model: Any) -> Any:
+    """The ONNX (fp32) encoder of the local model `folder` when it has one (a worker per core encodes many texts),
+    else `model` itself: the corpus and the code index are the two big encodes of a run."""
+    if (Path(folder) / FP32_FILE).is_file():
+        from cie10.inference.encoder import load_encoder
+
+        logger.info("large encodes with the ONNX export of %s", folder)
+        return load_encoder(str(folder), backend="onnx")
+    return model
+
+
+def make_code_index(
+    model: Any, catalog: Catalog, config: BiEncoderConfig, data: Any = None, *, encoder: Any = None
+) -> CodeIndex:
+    """Every name (`config.index_names`) of the scope's codes encoded once by the trained model (resumable);
+    `encoder` (default `model`) does the encoding, e.g. the model's ONNX export."""
     work_dir = config.run_dir / "index-work" / parameters_fingerprint(model)
     logger.info(
         "code index: encoding the %s scope (%s), names %s", config.scope, SCOPES[config.scope], config.index_names
@@ -291,9 +312,13 @@ def make_code_index(model: Any, catalog: Catalog, config: BiEncoderConfig, data:
 
         extra_names = index_names(catalog, training_data.corpus_entries(catalog, config.scope, None))
     if config.index_names == "all+examples" and data is not None:
-        examples = examples_from_rows(data.splits["train"], catalog)
+        rows = data.splits["train"]
+        if config.index_example_languages:
+            wanted = set(config.index_example_languages)
+            rows = [row for row in rows if row.get("language") in wanted]
+        examples = examples_from_rows(rows, catalog)
     index = build_code_index(
-        model,
+        encoder if encoder is not None else model,
         catalog,
         config.scope,
         names=config.index_names,
@@ -316,23 +341,29 @@ def index_rows(index: CodeIndex, corpus: list[CodeEntry], device: Any) -> Any:
     return torch.from_numpy(index.embeddings[rows].astype("float32")).to(device)
 
 
-def save_final(
-    model: Any, config: BiEncoderConfig, base: BaseModelInfo, index: CodeIndex | None, summary: dict[str, Any]
-) -> Path:
-    """Write `models/<run_name>/final`: model, card (with the base model's provenance), code index, summary."""
-    final = config.final_dir
-    staging = staging_dir(final)
+def save_model(model: Any, config: BiEncoderConfig) -> Path:
+    """The trained model (and its ONNX export) in a staging folder beside `models/<run_name>/final`."""
+    staging = staging_dir(config.final_dir)
     model.save_pretrained(str(staging))
+    if config.export_onnx:
+        from cie10.inference.export import export_onnx
+
+        export_onnx(staging)
+    return staging
+
+
+def save_final(
+    staging: Path, config: BiEncoderConfig, base: BaseModelInfo, index: CodeIndex | None, summary: dict[str, Any]
+) -> Path:
+    """Complete the staged model (code index, card with the base model's provenance, summary) and put it in place
+    as `models/<run_name>/final`."""
+    final = config.final_dir
     if index is not None:
         index.save(staging)
     scope_line = f"- **Code index:** `code_index/` holds {summary['catalog']['num_codes']} code titles "
     scope_line += f"({summary['catalog']['version']}, scope `{config.scope}`) encoded by this model."
     append_provenance(staging / "README.md", base, scope_line if index is not None else "")
     write_json_atomic(staging / SUMMARY_FILE, summary)
-    if config.export_onnx:
-        from cie10.inference.export import export_onnx
-
-        export_onnx(staging)
     swap_into_place(staging, final)
     shutil.rmtree(config.run_dir / "index-work", ignore_errors=True)
     logger.info("saved %s", final)

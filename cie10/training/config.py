@@ -230,6 +230,14 @@ class BiEncoderConfig(TrainingRunConfig):
         },
     )
 
+    index_example_languages: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "all+examples: only the training queries in these languages become index rows (default: all); "
+            "each row costs one encode"
+        },
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         from cie10.code_index import check_names_setting
@@ -290,6 +298,21 @@ class RerankerConfig(TrainingRunConfig):
     )
     max_seq_length: int = field(default=96, metadata={"help": "token cap of a (mention, title) pair"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use at most this many groups"})
+    train_kinds: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "train on rows of these kinds only (query: clinical mentions; name: official labels; default: all)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from cie10.generation.pairs import KINDS
+
+        unknown = sorted(set(self.train_kinds or ()) - set(KINDS))
+        if unknown:
+            choices = ", ".join(KINDS)
+            raise ConfigError(f"unknown row kind(s) {', '.join(unknown)} in train_kinds: choose among {choices}")
 
     def default_repo_name(self) -> str:
         return RERANKER_REPO_NAME

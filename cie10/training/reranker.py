@@ -18,6 +18,7 @@ from typing import Any
 from cie10.catalog import SCOPES, Catalog, CodeEntry, load_catalog
 from cie10.code_index import CodeIndex, document_text, encode_documents
 from cie10.errors import ConfigError
+from cie10.fusion import choose_bi_weight, write_fusion
 from cie10.settings import apply_torch_threads, get_settings
 from cie10.training import data as training_data
 from cie10.training.config import RerankerConfig
@@ -103,8 +104,10 @@ def train_reranker(config: RerankerConfig, *, callbacks: list[Any] | None = None
     if not trainer.is_world_process_zero():
         return {}
 
-    # 7. Evaluate the trained reranker and save it to models/<run_name>/final
+    # 7. Evaluate the trained reranker, choose how much of the bi-encoder's score its order keeps (held-out split),
+    #    and save both to models/<run_name>/final
     trained_results = evaluator(model)
+    fusion = choose_fusion(model, eval_samples)
     summary = run_summary(
         config,
         base,
@@ -121,7 +124,8 @@ def train_reranker(config: RerankerConfig, *, callbacks: list[Any] | None = None
         checkpoint,
         started,
     )
-    save_final(model, config, base, summary)
+    summary["fusion"] = fusion
+    save_final(model, config, base, summary, fusion)
     run_dir = promote_run(config)
 
     # 8. Push to the Hub (the local one by default)
@@ -184,6 +188,8 @@ def groups_key(config: RerankerConfig, data: training_data.TrainingData) -> str:
         eval_split=config.eval_split,
         eval_queries=config.max_eval_queries,
         eval_top_k=config.eval_top_k,
+        kinds=config.train_kinds,
+        held_out_format=2,  # held-out groups carry the bi-encoder's scores (fusion)
     )
 
 
@@ -202,6 +208,8 @@ def prepare_groups(
     searcher = candidate_searcher(config, catalog, corpus)
     codes = {entry.code for entry in corpus}
     split = training_data.restrict_to_codes(data.splits["train"], codes)
+    if config.train_kinds and "kind" in split.column_names:
+        split = split.filter(lambda row: row["kind"] in config.train_kinds)
     split = training_data.sample_rows(split, config.max_train_samples, config.seed)
     train_dataset = training_groups(split, catalog, searcher, config)
 
@@ -291,14 +299,19 @@ def held_out_groups(
     for language, (language_queries, relevant) in queries.items():
         qids = list(language_queries)
         results = searcher.search_many([language_queries[qid] for qid in qids], top_k=top_k, rerank=False)
-        samples[language] = [
-            {
-                "query": language_queries[qid],
-                "positive": sorted({document_text(catalog[code]) for code in relevant[qid]}),
-                "documents": list(dict.fromkeys(document_text(catalog[hit.code]) for hit in result.hits)),
-            }
-            for qid, result in zip(qids, results, strict=True)
-        ]
+        samples[language] = []
+        for qid, result in zip(qids, results, strict=True):
+            best_score: dict[str, float] = {}  # the bi-encoder's score of each title, first (best) hit kept
+            for hit in result.hits:
+                best_score.setdefault(document_text(catalog[hit.code]), hit.score)
+            samples[language].append(
+                {
+                    "query": language_queries[qid],
+                    "positive": sorted({document_text(catalog[code]) for code in relevant[qid]}),
+                    "documents": list(best_score),
+                    "bi_scores": list(best_score.values()),
+                }
+            )
     return samples
 
 
@@ -324,11 +337,29 @@ def training_arguments(config: RerankerConfig) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- 7. save
-def save_final(model: Any, config: RerankerConfig, base: BaseModelInfo, summary: dict[str, Any]) -> Path:
-    """Write `models/<run_name>/final`: model, card (with the base model's provenance), summary."""
+def choose_fusion(model: Any, eval_samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The `bi_weight` (`cie10.fusion`) with the best MRR@10 on the held-out groups of every language."""
+    samples = [sample for language_samples in eval_samples.values() for sample in language_samples]
+    pairs = [(sample["query"], document) for sample in samples for document in sample["documents"]]
+    scores = iter(model.predict(pairs, batch_size=64, show_progress_bar=False)) if pairs else iter(())
+    shortlists = []
+    for sample in samples:
+        rerank_scores = [float(next(scores)) for _ in sample["documents"]]
+        relevant = [document in sample["positive"] for document in sample["documents"]]
+        shortlists.append({"rerank_scores": rerank_scores, "bi_scores": sample["bi_scores"], "relevant": relevant})
+    choice = choose_bi_weight(shortlists)
+    choice["chosen_on"] = "the held-out groups of the reranker's evaluation (the dataset's evaluation split)"
+    return choice
+
+
+def save_final(
+    model: Any, config: RerankerConfig, base: BaseModelInfo, summary: dict[str, Any], fusion: dict[str, Any]
+) -> Path:
+    """Write `models/<run_name>/final`: model, fusion weight, card (with the base model's provenance), summary."""
     final = config.final_dir
     staging = staging_dir(final)
     model.save_pretrained(str(staging))
+    write_fusion(staging, fusion)
     extra = f"- **Candidates at training:** the bi-encoder `{config.bi_encoder_id}` ({config.candidates} per group)"
     append_provenance(staging / "README.md", base, extra)
     write_json_atomic(staging / SUMMARY_FILE, summary)

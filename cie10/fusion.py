@@ -1,0 +1,80 @@
+"""Score fusion of the two stages: the reranker's order keeps a measured share of the bi-encoder's evidence.
+
+A cross-encoder reads (mention, English title) pairs; the bi-encoder matched the mention against every name of a
+code, coded example mentions included. Where the bi-encoder's evidence is strong (the mention is one of a code's
+names) the reranker alone can only lose it, so a shortlist is ordered by
+
+    rerank_score + bi_weight * bi_score
+
+(`rerank_score` the cross-encoder's probability, `bi_score` the bi-encoder's cosine). `bi_weight` is chosen when the
+reranker is trained, on its held-out split (never on CodiEsp dev), and ships with it as `cie10_fusion.json`;
+0 is the reranker's own order, a large weight the bi-encoder's order with the reranker breaking near-ties.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FUSION_FILE = "cie10_fusion.json"
+BI_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+MRR_DEPTH = 10
+
+
+def fused_scores(rerank_scores: Sequence[float], bi_scores: Sequence[float], bi_weight: float) -> np.ndarray:
+    """The score a shortlist is ordered by (see the module docstring)."""
+    return np.asarray(rerank_scores, dtype=np.float64) + bi_weight * np.asarray(bi_scores, dtype=np.float64)
+
+
+def reciprocal_rank(scores: np.ndarray, relevant: Sequence[bool], depth: int = MRR_DEPTH) -> float:
+    """1/rank of the first relevant item when `scores` order the list (stable: ties keep the list order)."""
+    order = np.argsort(-scores, kind="stable")[:depth]
+    for rank, position in enumerate(order, start=1):
+        if relevant[position]:
+            return 1.0 / rank
+    return 0.0
+
+
+def choose_bi_weight(shortlists: Sequence[dict[str, Any]], grid: Sequence[float] = BI_WEIGHT_GRID) -> dict[str, Any]:
+    """The grid weight with the best MRR@10 over `shortlists` (`rerank_scores`, `bi_scores`, `relevant` lists).
+
+    Ties go to the larger weight (closer to the bi-encoder's order, the safer default).
+    """
+    if not shortlists:
+        raise ValueError("no held-out shortlists to choose the fusion weight on")
+    table = {}
+    for weight in grid:
+        ranks = [
+            reciprocal_rank(fused_scores(s["rerank_scores"], s["bi_scores"], weight), s["relevant"]) for s in shortlists
+        ]
+        table[weight] = round(float(np.mean(ranks)), 4)
+    best = max(table, key=lambda weight: (table[weight], weight))
+    logger.info("fusion: bi_weight %s (MRR@%d by weight: %s)", best, MRR_DEPTH, table)
+    return {
+        "bi_weight": best,
+        "mrr_at_10_by_weight": {str(weight): mrr for weight, mrr in table.items()},
+        "queries": len(shortlists),
+    }
+
+
+def write_fusion(folder: Path, choice: dict[str, Any]) -> Path:
+    """`cie10_fusion.json` in the reranker's folder (written, then renamed)."""
+    target = Path(folder) / FUSION_FILE
+    partial = target.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)
+    return target
+
+
+def read_bi_weight(folder: Path | None) -> float:
+    """The shipped `bi_weight` of a reranker folder; 0 (its own order) when it ships none."""
+    if folder is None or not (Path(folder) / FUSION_FILE).is_file():
+        return 0.0
+    return float(json.loads((Path(folder) / FUSION_FILE).read_text(encoding="utf-8"))["bi_weight"])
