@@ -13,8 +13,6 @@ shortest first and resumes from finished chunks, so an interrupted encode of the
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -23,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -31,6 +29,9 @@ from tqdm.auto import tqdm
 from cie10.catalog import Catalog, CodeEntry
 from cie10.errors import Cie10Error
 from cie10.generation.pairs import normalize_text
+
+if TYPE_CHECKING:
+    from cie10.inference.scan import IntegerScan
 
 logger = logging.getLogger(__name__)
 
@@ -67,25 +68,7 @@ SHORTLIST = 100
 """Codes rescored exactly per query after the int8 scan (at least 5 times k); measured in docs/training.md."""
 NameTriples = dict[str, list[tuple[str, str, str]]]
 """code -> [(text, language, source)]: extra names (e.g. Apertium translations) or coded example mentions."""
-_SCAN_ROWS = 1024
 _QUERY_BLOCK = 64
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's view of numpy's BLAS (threadpoolctl comes with scikit-learn), or None without it."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """Keep numpy's BLAS on one thread: the scan makes many small matmuls, which threads slow down several times
-    on two shared cores (measured in docs/training.md); a no-op where threadpoolctl is missing."""
-    controller = _blas_controller()
-    return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
 
 
 class IndexSettingError(Cie10Error):
@@ -225,7 +208,7 @@ class CodeIndex:
         order = np.argsort(self.row_code, kind="stable")  # each code's title row first, then its other rows
         self._code_rows = order
         self._code_start = np.searchsorted(self.row_code[order], np.arange(len(self.codes) + 1))
-        self._int8: tuple[np.ndarray, np.ndarray] | None = None
+        self._scanner: IntegerScan | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -245,15 +228,17 @@ class CodeIndex:
         return self.rows[position] if self.rows is not None and 0 <= position < len(self.rows) else None
 
     def memory_bytes(self) -> int:
-        """Bytes the search holds: float16 rows, plus the int8 copy and scales once a search built them."""
-        scan = self._int8[0].nbytes + self._int8[1].nbytes if self._int8 is not None else 0
+        """Bytes the search holds: float16 rows, plus the int8 rows and scales of the scan once a search built it."""
+        scan = self._scanner.nbytes if self._scanner is not None else 0
         return int(self.vectors.nbytes + scan)
 
-    def _scan_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._int8 is None:
-            parts = [quantize_rows(self.vectors[s : s + 65536]) for s in range(0, self.num_rows, 65536)]
-            self._int8 = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        return self._int8
+    def _scan(self) -> IntegerScan:
+        """The int8 scan of every row (`cie10.inference.scan`), built on first use."""
+        if self._scanner is None:
+            from cie10.inference.scan import IntegerScan
+
+            self._scanner = IntegerScan(self.vectors)
+        return self._scanner
 
     def _code_max(self, row_scores: np.ndarray) -> np.ndarray:
         """(codes, queries) from (rows, queries): each code's best row score."""
@@ -267,24 +252,9 @@ class CodeIndex:
         return best
 
     def _approximate(self, queries: np.ndarray) -> np.ndarray:
-        """(queries, codes) scores from the int8 rows, converted to float32 a chunk at a time.
-
-        Rows-first output so that each chunk's matmul writes contiguous memory (BLAS, not numpy's fallback).
-        """
-        quantized, scale = self._scan_matrix()
-        scores = np.empty((self.num_rows, len(queries)), dtype=np.float32)
-        with one_blas_thread():
-            self._scan(quantized, queries, scores)
-        scores *= scale[:, None]
-        return np.ascontiguousarray(self._code_max(scores).T)
-
-    def _scan(self, quantized: np.ndarray, queries: np.ndarray, scores: np.ndarray) -> None:
-        """`scores` (rows, queries) = int8 rows (as float32, a cache-sized chunk at a time) · queries."""
-        buffer = np.empty((min(_SCAN_ROWS, self.num_rows), quantized.shape[1]), dtype=np.float32)
-        for start in range(0, self.num_rows, _SCAN_ROWS):
-            chunk = buffer[: min(_SCAN_ROWS, self.num_rows - start)]
-            np.copyto(chunk, quantized[start : start + len(chunk)], casting="unsafe")
-            np.matmul(chunk, queries.T, out=scores[start : start + len(chunk)])
+        """(queries, codes) scores: the int8 scan of every row, then each code's best row."""
+        scores = self._scan().scores(queries)
+        return np.ascontiguousarray(self._code_max(scores.T).T)
 
     def _rescore(self, query: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact float32 (best score, best row) of each candidate code, from its float16 rows."""

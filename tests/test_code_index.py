@@ -34,11 +34,6 @@ def all_names(model, catalog) -> CodeIndex:
     return build_code_index(model, catalog, "quickstart", names="all", codes=codes)
 
 
-def _title_only(index: CodeIndex) -> CodeIndex:
-    """The same codes by their English titles alone (the first row of each code)."""
-    return CodeIndex(index.codes, index.embeddings, {"names": "title"}, index.rows[: len(index.codes)])
-
-
 def test_code_rows_title_first_deduplicated(catalog) -> None:
     rows = code_rows(catalog["I21"], "all", extra=[("Infart agut de miocardi", "ca", "apertium:spa-cat")])
     assert rows[0] == IndexRow("I21", "Acute myocardial infarction", "en", "icd10cm-2026")
@@ -54,7 +49,7 @@ def test_code_rows_title_first_deduplicated(catalog) -> None:
 def test_a_foreign_name_finds_the_code_the_title_index_misses(all_names, model, catalog) -> None:
     assert all_names.meta["names"] == "all" and all_names.num_rows > 4 * len(all_names)
     query = "Postmyokardinfarkt-Syndrom"  # I24.1's German WHO label; its English title is "Dressler's syndrome"
-    titles = CodeSearcher(model, _title_only(all_names), catalog=catalog).search(query, top_k=5)
+    titles = CodeSearcher(model, all_names.titles_only(), catalog=catalog).search(query, top_k=5)
     assert "I24.1" not in [hit.code for hit in titles.hits]
     hit = CodeSearcher(model, all_names, catalog=catalog).search(query, top_k=5).hits[0]
     assert (hit.code, hit.matched_name, hit.matched_language) == ("I24.1", query, "de")

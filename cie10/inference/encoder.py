@@ -118,8 +118,9 @@ def _activation(st: dict[str, Any], hf: dict[str, Any], num_labels: int) -> str:
 # ------------------------------------------------------------------------------------------------ session
 
 
-def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
-    """An onnxruntime CPU session: `CIE10_TORCH_THREADS` intra-op threads, every graph optimisation."""
+def make_session(path: Path | bytes, threads: int | None = None):  # -> onnxruntime.InferenceSession
+    """An onnxruntime CPU session (of a file, or of a serialized model): `CIE10_TORCH_THREADS` intra-op threads,
+    every graph optimisation."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -128,7 +129,8 @@ def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.Infe
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class SharedTokenizer:
