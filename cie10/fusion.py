@@ -56,9 +56,12 @@ def choose_bi_weight(shortlists: Sequence[dict[str, Any]], grid: Sequence[float]
         ]
         table[weight] = round(float(np.mean(ranks)), 4)
     best = max(table, key=lambda weight: (table[weight], weight))
+    bi_order = [reciprocal_rank(-np.arange(len(s["relevant"]), dtype=np.float64), s["relevant"]) for s in shortlists]
     logger.info("fusion: bi_weight %s (MRR@%d by weight: %s)", best, MRR_DEPTH, table)
     return {
         "bi_weight": best,
+        "mrr_at_10": table[best],
+        "bi_order_mrr_at_10": round(float(np.mean(bi_order)), 4),
         "mrr_at_10_by_weight": {str(weight): mrr for weight, mrr in table.items()},
         "queries": len(shortlists),
     }

@@ -490,7 +490,8 @@ class RerankerEvidence:
 
 
 def _reranker_evidence(reranker_id: str, revision: str | None) -> RerankerEvidence | None:
-    """The mean held-out comparison from the reranker's `run_summary.json`; None for a reranker without one."""
+    """The held-out comparison from the reranker's `run_summary.json` (of its fused order when it ships a fusion
+    weight); None for a reranker without one."""
     from huggingface_hub import hf_hub_download
 
     from cie10.training.summary import SUMMARY_FILE
@@ -501,6 +502,9 @@ def _reranker_evidence(reranker_id: str, revision: str | None) -> RerankerEviden
         else:
             path = Path(hf_hub_download(reranker_id, SUMMARY_FILE, revision=revision))
         summary = json.loads(path.read_text(encoding="utf-8"))
+        fusion = summary.get("fusion")
+        if fusion:  # the order the searcher applies: the reranker's score fused with the bi-encoder's
+            return RerankerEvidence("mrr_at_10", float(fusion["bi_order_mrr_at_10"]), float(fusion["mrr_at_10"]))
         mean = summary["metrics"]["summary"]["mean"]
         return RerankerEvidence(summary["main_metric"], float(mean["bi_encoder_order"]), float(mean["reranked"]))
     except Exception:  # noqa: BLE001 - a reranker trained elsewhere carries no summary: trust it, default on

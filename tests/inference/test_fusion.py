@@ -30,6 +30,7 @@ def test_weight_small_when_the_reranker_is_right_and_large_when_the_bi_encoder_i
     reranker_right = [_shortlist([0.95, 0.90, 0.80], [0.10, 0.90, 0.20], gold=1) for _ in range(5)]
     choice = choose_bi_weight(reranker_right)
     assert choice["mrr_at_10_by_weight"]["0.0"] == 1.0 and choice["mrr_at_10_by_weight"]["50.0"] == 0.5
+    assert choice["bi_order_mrr_at_10"] == 0.5 and choice["mrr_at_10"] == 1.0
     assert choice["bi_weight"] == 10.0  # the largest weight that still lets the reranker decide (ties go up)
     # The bi-encoder's first hit is an exact name (cosine 1.0), the reranker prefers a look-alike title.
     bi_right = [_shortlist([1.0, 0.90, 0.85], [0.40, 0.90, 0.30], gold=0) for _ in range(5)]

