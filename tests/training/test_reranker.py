@@ -72,7 +72,7 @@ def test_reranker_card_and_loading(reranker_run) -> None:
     evidence = _reranker_evidence(str(config.final_dir), None)  # what the Space reads to pick its default
     fusion = summary["fusion"]  # the order the searcher applies, chosen on the held-out groups
     assert json.loads((config.final_dir / "cie10_fusion.json").read_text())["bi_weight"] == fusion["bi_weight"]
-    assert fusion["bi_weight"] in BI_WEIGHT_GRID and fusion["queries"] == 24 * len(LANGUAGES)
+    assert fusion["bi_weight"] in BI_WEIGHT_GRID and 0 < fusion["queries"] <= 24 * len(LANGUAGES)
     assert fusion["mrr_at_10"] == max(fusion["mrr_at_10_by_weight"].values())
     assert evidence is not None and evidence.helps == (fusion["mrr_at_10"] > fusion["bi_order_mrr_at_10"])
     model = CrossEncoder(str(config.final_dir))
