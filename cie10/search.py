@@ -38,6 +38,8 @@ class Hit:
     code: str
     score: float
     rerank_score: float | None = None
+    fused_score: float | None = None
+    """What the reranked head is ordered by: `rerank_score + bi_weight * score` (`cie10.fusion`)."""
     matched_name: str | None = None
     matched_language: str | None = None
 
@@ -172,7 +174,7 @@ class CodeSearcher:
         for result in results:
             head = [replace(hit, rerank_score=float(next(scores))) for hit in result.hits[:rerank_top]]
             fused = fused_scores([hit.rerank_score for hit in head], [hit.score for hit in head], self.bi_weight)
-            head = [head[i] for i in np.argsort(-fused, kind="stable")]
+            head = [replace(head[i], fused_score=float(fused[i])) for i in np.argsort(-fused, kind="stable")]
             result.hits = head + result.hits[rerank_top:]
 
     def search(self, query: str, **options) -> SearchResult:

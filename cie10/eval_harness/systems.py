@@ -411,7 +411,7 @@ class DenseSystem:
         }
 
     def rank(self, queries: Sequence[str], top_k: int) -> list[Ranking]:
-        """Top codes per query; the reranker's score replaces the cosine where it ran."""
+        """Top codes per query; the fused score (`cie10.fusion`) replaces the cosine where the reranker ran."""
         rankings: list[Ranking] = []
         batches = range(0, len(queries), _QUERY_BATCH)
         for start in tqdm(batches, desc=f"{self.name}: ranking", unit="batch", disable=len(batches) < 2):
@@ -423,7 +423,7 @@ class DenseSystem:
             )
             for result in results:
                 rankings.append(
-                    [(hit.code, hit.rerank_score if hit.rerank_score is not None else hit.score) for hit in result.hits]
+                    [(hit.code, hit.fused_score if hit.fused_score is not None else hit.score) for hit in result.hits]
                 )
         return rankings
 

@@ -71,6 +71,8 @@ def test_searcher_orders_the_shortlist_by_the_shipped_weight(
 
     def first_codes(reranker) -> tuple[list[str], list[str]]:
         result = CodeSearcher(bi_encoder, index, reranker, catalog).search("asma bronquial", top_k=5, rerank_top=5)
+        fused = [hit.fused_score for hit in result.hits]
+        assert fused == sorted(fused, reverse=True)  # the head is ordered by the fused score
         bi_order = sorted(result.hits, key=lambda hit: -hit.score)
         return [hit.code for hit in result.hits], [hit.code for hit in bi_order]
 
