@@ -48,4 +48,14 @@ documents), the two-stage system beside its bi-encoder order, its title-only ind
 step "6. release $version"
 "$cie10" release --version "$version" --results "$out/synthetic"  # the cards' numbers: the synthetic test
 
+step "7. ablation: the same bi-encoder recipe without any CodiEsp-derived row (names only, no example mentions in
+its index), on the same synthetic test and CodiEsp dev"
+if [[ ! -f models/cie10-bi-zeroshot/run_summary.json ]]; then
+  "$cie10" train bi-encoder --config cpu-zeroshot-bi-encoder --dataset "$org/cie10-synth" --resume
+fi
+"$cie10" evaluate --model models/cie10-bi-zeroshot/final --dataset "$org/cie10-synth" --split test --scope full \
+    --no-baselines --out "$out/ablation-synthetic"
+"$cie10" evaluate codiesp --folder "$codiesp/dev" --model models/cie10-bi-zeroshot/final --scope full \
+    --level mentions --no-baselines --out "$out/ablation-codiesp"
+
 step "done in $(( $(date +%s) - started ))s"

@@ -184,6 +184,7 @@ def prepare_train_dataset(
         margin=config.mining_relative_margin,
         siblings=config.sibling_fallback,
         max_len=config.max_seq_length,
+        **({"kinds": config.train_kinds} if config.train_kinds else {}),  # older caches stay valid without it
     )
     folder = config.run_dir / "prepared" / "train"
     cached = training_data.load_cached_dataset(folder, key)
@@ -191,6 +192,7 @@ def prepare_train_dataset(
         logger.info("training rows: %d (prepared earlier, %s)", len(cached), folder)
         return cached
     split = training_data.restrict_to_codes(data.splits["train"], {entry.code for entry in corpus})
+    split = training_data.restrict_to_kinds(split, config.train_kinds)
     split = training_data.sample_rows(split, config.max_train_samples, config.seed)
     logger.info(
         "mining %d hard negative(s) for %d rows among %d titles", config.num_hard_negatives, len(split), len(corpus)

@@ -66,6 +66,12 @@ class TrainingRunConfig:
     )
     eval_split: str = field(default="validation", metadata={"help": "held-out split evaluated before and after"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use at most this many training rows"})
+    train_kinds: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "train on rows of these kinds only (query: clinical mentions; name: official labels; default: all)"
+        },
+    )
     max_eval_queries: int | None = field(
         default=200, metadata={"help": "held-out queries per language (None: all of them)"}
     )
@@ -108,8 +114,14 @@ class TrainingRunConfig:
     )
 
     def __post_init__(self) -> None:
+        from cie10.generation.pairs import KINDS
+
         if self.scope not in SCOPES:
             raise ConfigError(f"unknown scope {self.scope!r}: choose one of {', '.join(SCOPES)}")
+        unknown = sorted(set(self.train_kinds or ()) - set(KINDS))
+        if unknown:
+            choices = ", ".join(KINDS)
+            raise ConfigError(f"unknown row kind(s) {', '.join(unknown)} in train_kinds: choose among {choices}")
         check_ranges(self, self.ranges())
         self._work_dir: Path | None = None
         if self.languages is not None:
@@ -298,21 +310,6 @@ class RerankerConfig(TrainingRunConfig):
     )
     max_seq_length: int = field(default=96, metadata={"help": "token cap of a (mention, title) pair"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use at most this many groups"})
-    train_kinds: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "train on rows of these kinds only (query: clinical mentions; name: official labels; default: all)"
-        },
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        from cie10.generation.pairs import KINDS
-
-        unknown = sorted(set(self.train_kinds or ()) - set(KINDS))
-        if unknown:
-            choices = ", ".join(KINDS)
-            raise ConfigError(f"unknown row kind(s) {', '.join(unknown)} in train_kinds: choose among {choices}")
 
     def default_repo_name(self) -> str:
         return RERANKER_REPO_NAME

@@ -141,6 +141,17 @@ def restrict_to_codes(split: datasets.Dataset, codes: set[str]) -> datasets.Data
     return kept
 
 
+def restrict_to_kinds(split: datasets.Dataset, kinds: list[str] | None) -> datasets.Dataset:
+    """Rows of these kinds (`name`: official and translated labels; `query`: clinical mentions); all for None."""
+    if not kinds:
+        return split
+    if "kind" not in split.column_names:
+        raise ConfigError(f"train_kinds {kinds} needs a `kind` column, which this dataset lacks")
+    kept = split.filter(lambda row: row["kind"] in kinds)
+    logger.info("kept %d of %d rows of kind %s", len(kept), len(split), ", ".join(kinds))
+    return kept
+
+
 def sample_rows(split: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
     """At most `limit` rows, drawn without replacement (all rows, shuffled, when `limit` is None)."""
     shuffled = split.shuffle(seed=seed)

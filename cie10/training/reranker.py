@@ -208,8 +208,7 @@ def prepare_groups(
     searcher = candidate_searcher(config, catalog, corpus)
     codes = {entry.code for entry in corpus}
     split = training_data.restrict_to_codes(data.splits["train"], codes)
-    if config.train_kinds and "kind" in split.column_names:
-        split = split.filter(lambda row: row["kind"] in config.train_kinds)
+    split = training_data.restrict_to_kinds(split, config.train_kinds)
     split = training_data.sample_rows(split, config.max_train_samples, config.seed)
     train_dataset = training_groups(split, catalog, searcher, config)
 

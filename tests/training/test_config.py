@@ -52,6 +52,7 @@ def test_unknown_keys_and_scopes_are_refused(tmp_path: Path) -> None:
         "gpu-reranker",
         "cpu-full-bi-encoder",
         "cpu-full-reranker",
+        "cpu-zeroshot-bi-encoder",
     ],
 )
 def test_presets_load(name: str) -> None:
@@ -91,3 +92,26 @@ def test_cli_flags_override_the_yaml_file(tmp_path: Path) -> None:
     )
     rerank = config_from_args(build_parser().parse_args(["train", "reranker", "--candidates", "3"]))
     assert isinstance(rerank, RerankerConfig) and rerank.candidates == 3
+
+
+def test_train_kinds_keep_only_those_rows() -> None:
+    import datasets
+
+    from cie10.training.data import restrict_to_kinds
+
+    rows = datasets.Dataset.from_list(
+        [
+            {"query": "Asthma", "code": "J45.909", "language": "en", "kind": "name"},
+            {"query": "crisis asmática", "code": "J45.901", "language": "es", "kind": "query"},
+            {"query": "asma bronquial", "code": "J45.909", "language": "es", "kind": "name"},
+        ]
+    )
+    assert restrict_to_kinds(rows, ["name"])["query"] == ["Asthma", "asma bronquial"]
+    assert restrict_to_kinds(rows, ["query"])["query"] == ["crisis asmática"]
+    assert len(restrict_to_kinds(rows, None)) == 3
+    with pytest.raises(ConfigError, match="needs a `kind` column"):
+        restrict_to_kinds(rows.remove_columns("kind"), ["name"])
+    with pytest.raises(ConfigError, match="unknown row kind"):
+        BiEncoderConfig(train_kinds=["mention"])
+    assert load_config(BiEncoderConfig, "cpu-zeroshot-bi-encoder").train_kinds == ["name"]
+    assert load_config(RerankerConfig, "cpu-full-reranker").train_kinds == ["query"]
