@@ -416,15 +416,14 @@ def _fusion_folder(model: Any, model_id: str, revision: str | None) -> Path | No
         return model.folder
     if _is_local(model_id):
         return Path(model_id).expanduser()
+    if FUSION_FILE not in _remote_files(model_id, revision):  # a mirror may answer a missing file with a 401
+        return None
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
 
     from cie10 import hub
 
-    try:
+    with hub.hub_errors(model_id, "model", revision):
         return Path(hf_hub_download(model_id, FUSION_FILE, revision=revision, endpoint=hub.endpoint())).parent
-    except EntryNotFoundError:
-        return None
 
 
 def _load(kind: str, model_id: str, revision: str | None, backend: str | None, torch_kwargs: dict[str, Any]):
