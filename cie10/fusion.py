@@ -69,11 +69,9 @@ def choose_bi_weight(shortlists: Sequence[dict[str, Any]], grid: Sequence[float]
 
 def write_fusion(folder: Path, choice: dict[str, Any]) -> Path:
     """`cie10_fusion.json` in the reranker's folder (written, then renamed)."""
-    target = Path(folder) / FUSION_FILE
-    partial = target.with_suffix(".json.tmp")
-    partial.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
-    partial.replace(target)
-    return target
+    from cie10.training.summary import write_json_atomic
+
+    return write_json_atomic(Path(folder) / FUSION_FILE, choice)
 
 
 def read_bi_weight(folder: Path | None) -> float:

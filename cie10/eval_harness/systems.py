@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 Ranking = list[tuple[str, float]]
 """(code, score) pairs, best first."""
 BASE_MODEL = "base"
+"""Baseline name for the untuned embedded base encoder (`cie10.embedded_model`, "default")."""
 BI_ORDER_BASELINE = "bi-order"
 TITLES_BASELINE = "titles"
 DERIVED_BASELINES: dict[str, str] = {
@@ -35,7 +36,6 @@ DERIVED_BASELINES: dict[str, str] = {
     TITLES_BASELINE: "the evaluated bi-encoder over the English titles of its index alone, no reranker",
 }
 """Baselines made of the evaluated system's own parts."""
-"""Baseline name for the untuned embedded base encoder (`cie10.embedded_model`, "default")."""
 BM25_BASELINES: dict[str, tuple[str, ...]] = {"bm25": ("en",), "bm25-en-es": ("en", "es")}
 """BM25 baselines and the title languages each indexes (CodiEsp is Spanish, hence the English+Spanish one)."""
 _QUERY_BATCH = 256
@@ -459,16 +459,13 @@ def derived_system(primary: DenseSystem, kind: str) -> DenseSystem:
     """A baseline made of the evaluated system's own parts (`DERIVED_BASELINES`): no model is loaded again."""
     from cie10.search import CodeSearcher
 
+    if kind not in DERIVED_BASELINES:
+        raise EvaluationInputError(f"unknown derived baseline {kind!r}: choose {', '.join(DERIVED_BASELINES)}")
     searcher = primary.searcher
-    if kind == BI_ORDER_BASELINE:
-        derived = CodeSearcher(searcher.bi_encoder, searcher.index, None, catalog=searcher.catalog)
-        return DenseSystem(kind, derived, primary.model_info, None, primary.rerank_top, primary.index_meta)
-    if kind == TITLES_BASELINE:
-        index = searcher.index.titles_only()
-        derived = CodeSearcher(searcher.bi_encoder, index, None, catalog=searcher.catalog)
-        meta = {**primary.index_meta, **index.meta}
-        return DenseSystem(kind, derived, primary.model_info, None, primary.rerank_top, meta)
-    raise EvaluationInputError(f"unknown derived baseline {kind!r}: choose {', '.join(DERIVED_BASELINES)}")
+    index = searcher.index.titles_only() if kind == TITLES_BASELINE else searcher.index
+    derived = CodeSearcher(searcher.bi_encoder, index, None, catalog=searcher.catalog)
+    meta = {**primary.index_meta, **index.meta} if kind == TITLES_BASELINE else primary.index_meta
+    return DenseSystem(kind, derived, primary.model_info, None, primary.rerank_top, meta)
 
 
 def bm25_system(name: str, catalog: Catalog, codes: Sequence[str]) -> Bm25System:
