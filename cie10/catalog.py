@@ -51,7 +51,7 @@ _CIE_SOURCE = "cie"
 _CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Label:
     """A title of `code` in one language from one source; `inherited` when it belongs to an ancestor."""
 
@@ -62,7 +62,7 @@ class Label:
     inherited: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CodeEntry:
     """One ICD-10-CM code (or chapter or block) with its own labels; ancestors' labels are not copied in."""
 

@@ -317,12 +317,11 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
 
 
 def ensure_onnx(folder: Path) -> None:
-    """Export a model folder to ONNX (`onnx/`: float32, int8, quality.json) when it has no export yet."""
-    from cie10.inference.export import export_onnx
-    from cie10.inference.files import FP32_FILE
+    """Export a model folder to ONNX (`onnx/`: float32, int8, quality.json) unless it holds today's export."""
+    from cie10.inference.export import export_is_current, export_onnx
 
-    if not (folder / FP32_FILE).exists():
-        logger.info("%s has no onnx/ export: exporting it now (about a minute per model)", folder)
+    if not export_is_current(folder):
+        logger.info("%s has no current onnx/ export: exporting it now (about a minute per model)", folder)
         export_onnx(folder)
 
 

@@ -18,13 +18,14 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
 import typing
 import unicodedata
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,41 +338,71 @@ def _query_column(header: list[str]) -> int | None:
 
 
 def catalog_from_records(records: list[dict[str, Any]], version: str) -> Catalog:
-    """A `Catalog` rebuilt from the codes dataset's rows (as written by `Catalog.to_records`).
-
-    Only own labels are kept; inherited ones are found again by walking up, as in the installed catalogue.
-    """
+    """A `Catalog` rebuilt from the codes dataset's rows (as written by `Catalog.to_records`)."""
     if not records:
         raise HubError("the codes dataset has no rows")
-    languages = [match[1] for match in (re.fullmatch(r"title_([a-z]{2})", key) for key in records[0]) if match]
+    parents = {row["code"]: row.get("parent") for row in records}
+    return _catalog_from_batches(parents, [records], version)
+
+
+def catalog_from_parquet(path: Path, version: str) -> Catalog:
+    """`catalog_from_records` over a codes parquet file, read in batches: the ~98k rows never sit in memory as
+    Python dicts all at once (as one list they took ~230 MB of the Space's peak memory; in batches, a few MB)."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if not parquet.metadata.num_rows:
+        raise HubError("the codes dataset has no rows")
+    links = parquet.read(columns=["code", "parent"], use_threads=False)
+    parents = dict(zip(links.column("code").to_pylist(), links.column("parent").to_pylist(), strict=True))
+    del links
+    batches = (batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096, use_threads=False))
+    return _catalog_from_batches(parents, batches, version)
+
+
+def _catalog_from_batches(
+    parents: dict[str, str | None], batches: Iterable[list[dict[str, Any]]], version: str
+) -> Catalog:
+    """Only own labels are kept; inherited ones are found again by walking up, as in the installed catalogue."""
     children: dict[str, list[str]] = {}
-    for row in records:
-        if row.get("parent"):
-            children.setdefault(row["parent"], []).append(row["code"])
+    for code, parent in parents.items():
+        if parent:
+            children.setdefault(parent, []).append(code)
     entries: dict[str, CodeEntry] = {}
-    for row in records:
-        code = row["code"]
-        labels = [Label(row["title"], "en", "icd10cm-2026", code)]
-        for language in languages:
-            text = row[f"title_{language}"]
-            if text and not row.get(f"title_{language}_inherited"):
-                labels.append(Label(text, language, row.get(f"title_{language}_source") or "codes-dataset", code))
-        for variant in row.get("variants") or []:
-            label = Label(variant["text"], variant["language"], variant.get("source") or "codes-dataset", code)
-            if all((known.language, known.text) != (label.language, label.text) for known in labels):
-                labels.append(label)
-        entries[code] = CodeEntry(
-            code=code,
-            title=row["title"],
-            kind=row["kind"],
-            parent=row.get("parent") or None,
-            children=tuple(children.get(code, ())),
-            billable=bool(row["billable"]),
-            inclusion_terms=tuple(row.get("inclusion_terms") or ()),
-            chapter=str(row["chapter"]),
-            labels=tuple(labels),
-        )
+    languages: list[str] | None = None
+    for rows in batches:
+        for row in rows:
+            if languages is None:
+                languages = [match[1] for match in (re.fullmatch(r"title_([a-z]{2})", key) for key in row) if match]
+            entries[row["code"]] = _entry_from_row(row, languages, children)
     return Catalog(entries, version, JoinReport())
+
+
+def _entry_from_row(row: dict[str, Any], languages: list[str], children: dict[str, list[str]]) -> CodeEntry:
+    """One code; its few distinct source, language, kind and chapter strings are interned (one copy each)."""
+    code = row["code"]
+    labels = [Label(row["title"], "en", "icd10cm-2026", code)]
+    for language in languages:
+        text = row[f"title_{language}"]
+        if text and not row.get(f"title_{language}_inherited"):
+            source = sys.intern(row.get(f"title_{language}_source") or "codes-dataset")
+            labels.append(Label(text, language, source, code))
+    for variant in row.get("variants") or []:
+        source = sys.intern(variant.get("source") or "codes-dataset")
+        label = Label(variant["text"], sys.intern(variant["language"]), source, code)
+        if all((known.language, known.text) != (label.language, label.text) for known in labels):
+            labels.append(label)
+    return CodeEntry(
+        code=code,
+        title=row["title"],
+        kind=sys.intern(row["kind"]),
+        parent=row.get("parent") or None,
+        children=tuple(children.get(code, ())),
+        billable=bool(row["billable"]),
+        inclusion_terms=tuple(row.get("inclusion_terms") or ()),
+        chapter=sys.intern(str(row["chapter"])),
+        labels=tuple(labels),
+    )
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -914,8 +945,8 @@ def _load_codes(codes_id: str | None, revision: str | None, codes: list[str]) ->
             sha = path.parent.parent.name if path.parent.name == "data" else None
             sha = sha if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else _resolve_sha(codes_id, "dataset", revision)
         source = Source(codes_id, revision, sha, kind="dataset")
-        records = pq.read_table(path).to_pylist()
-        catalog = catalog_from_records(records, f"{source.describe()} ({len(records)} rows)")
+        rows = pq.ParquetFile(path).metadata.num_rows
+        catalog = catalog_from_parquet(path, f"{source.describe()} ({rows} rows)")
         missing = [code for code in codes if code not in catalog.entries]
         if missing:
             raise HubError(f"{len(missing)} indexed codes (e.g. {', '.join(missing[:3])}) are not in it")

@@ -1,4 +1,4 @@
-"""`cie10 models build-default|info`: build the embedded base model and show where it is and what it is."""
+"""`cie10 models build-default|info|export`: build the embedded base model, show what it is, export a model to ONNX."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cie10 import embedded_model
+from cie10.inference.quantize import DEFAULT_INT8, INT8_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print everything as JSON")
     info.set_defaults(func=_info)
 
+    export = actions.add_parser(
+        "export",
+        help="export a sentence-transformers or cross-encoder folder to onnx/ (float32 + int8, quality.json)",
+    )
+    export.add_argument("folder", type=Path, help="the model folder (e.g. models/cie10-bi/final)")
+    export.add_argument(
+        "--int8-kind",
+        choices=INT8_KINDS,
+        default=None,
+        help="which operators get int8 weights (default: "
+        + ", ".join(f"{kind} for a {model}" for model, kind in DEFAULT_INT8.items())
+        + "; docs/inference.md)",
+    )
+    export.add_argument("--no-quality", action="store_true", help="skip the parity check against torch float32")
+    export.set_defaults(func=_export)
+
 
 def _build_default(args: argparse.Namespace) -> int:
     path = embedded_model.build_default_model(args.out, force=args.force)
     print(path)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cie10.inference.export import export_onnx
+
+    summary = export_onnx(args.folder, int8_kind=args.int8_kind, quality=not args.no_quality)
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -258,12 +258,9 @@ def load_model(
 
 def _ensure_onnx(folder: Path) -> None:
     """Export the embedded base model to ONNX in its own cache folder, once (about a minute on 2 cores)."""
-    from cie10.inference.export import export_onnx
-    from cie10.inference.files import FP32_FILE, read_quality
-    from cie10.inference.quantize import DEFAULT_INT8
+    from cie10.inference.export import export_is_current, export_onnx
 
-    int8 = (read_quality(folder) or {}).get("int8") or {}
-    if not (folder / FP32_FILE).exists() or int8.get("kind") != DEFAULT_INT8:
+    if not export_is_current(folder):
         logger.info("exporting the embedded base model to ONNX once (cached in %s/onnx)", folder)
         export_onnx(folder, quality=False)
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from cie10.errors import ConfigError
 from cie10.fusion import FUSION_FILE, read_bi_weight
-from cie10.inference.files import ST_CONFIG_FILES, check_backend, local_files, pick_onnx_file
+from cie10.inference.files import DATA_SUFFIX, ST_CONFIG_FILES, check_backend, local_files, pick_onnx_file
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ def _download(model_id: str, revision: str | None, onnx_file: str, files: list[s
     from cie10 import hub
 
     wanted = [name for name in (*ST_CONFIG_FILES, FUSION_FILE) if name in files] + [onnx_file]
-    wanted += [f"{onnx_file}_data", f"{onnx_file}.data"]
+    wanted += [f"{onnx_file}{DATA_SUFFIX}", f"{onnx_file}.data"]
     with hub.hub_errors(model_id, "model", revision):
         return Path(snapshot_download(model_id, revision=revision, allow_patterns=wanted, endpoint=hub.endpoint()))
 

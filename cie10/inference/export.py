@@ -5,6 +5,11 @@
 The bi-encoder's transformer is exported to its token embeddings (`last_hidden_state`; pooling and normalisation
 stay in `cie10.inference.encoder`, read from the model's own config), the reranker's to its `logits`. The files are
 named as sentence-transformers names them, so its `backend="onnx"` loads them too where optimum is installed.
+
+Each graph keeps its weights in an external data file beside it (`model.onnx` + `model.onnx_data`, ONNX's own
+format): onnxruntime maps that file into memory instead of copying it, so the rows of the token embedding table
+that no query reads (most of its 250k) never become resident. Measured on the int8 bi-encoder: a loaded session
+holds ~55 MB instead of ~180 MB, and loading no longer peaks ~235 MB above the start.
 """
 
 from __future__ import annotations
@@ -17,12 +22,31 @@ from pathlib import Path
 from typing import Any
 
 from cie10.errors import ConfigError
-from cie10.inference.files import FP32_FILE, ONNX_DIR, QUALITY_FILE, int8_file_name
-from cie10.inference.quantize import DEFAULT_INT8
+from cie10.inference.files import DATA_SUFFIX, FP32_FILE, ONNX_DIR, QUALITY_FILE, file_bytes, int8_file_name
+from cie10.inference.quantize import default_int8_kind
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
+
+
+def move_weights_to_data_file(path: Path) -> Path:
+    """Rewrite `path` with every initializer over 1 KB in `<path>_data` (one file), in place."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    data = path.with_name(path.name + DATA_SUFFIX)
+    data.unlink(missing_ok=True)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=1024,
+    )
+    return path
 
 
 def is_cross_encoder(folder: Path) -> bool:
@@ -89,10 +113,10 @@ def export_onnx(
     *,
     int8: bool = True,
     quality: bool = True,
-    int8_kind: str = DEFAULT_INT8,
+    int8_kind: str | None = None,
 ) -> dict[str, Any]:
-    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8 of `int8_kind`: see
-    `cie10.inference.quantize`), replacing an older export.
+    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8 of `int8_kind`, by default the
+    kind for this kind of model: see `cie10.inference.quantize`), replacing an older export.
 
     With `quality`, each file is compared with torch float32 on real CodiEsp *train* mentions
     (`cie10.inference.quality`) and the numbers saved as `onnx/quality.json` for the model card.
@@ -106,18 +130,22 @@ def export_onnx(
     staging = folder / f".{ONNX_DIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     cross = is_cross_encoder(folder)
+    int8_kind = int8_kind or default_int8_kind(cross)
     export_fp32(folder, staging / Path(FP32_FILE).name, cross_encoder=cross)
     files = [FP32_FILE]
     if int8:
         name = int8_file_name()
         quantize_int8(staging / Path(FP32_FILE).name, staging / Path(name).name, kind=int8_kind)
         files.append(name)
+    for name in files:
+        move_weights_to_data_file(staging / Path(name).name)
     target = folder / ONNX_DIR
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     summary: dict[str, Any] = {
         "kind": "cross-encoder" if cross else "bi-encoder",
-        "files": {name: {"bytes": (folder / name).stat().st_size} for name in files},
+        "files": {name: {"bytes": file_bytes(folder, name)} for name in files},
+        "weights": f"external data file beside each graph (`<file>{DATA_SUFFIX}`)",
         "opset": OPSET,
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
         "int8": {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "QInt8", "kind": int8_kind}
@@ -138,3 +166,15 @@ def export_onnx(
     partial.replace(folder / QUALITY_FILE)
     logger.info("exported %s to ONNX in %.0f s: %s", folder, summary["seconds"], ", ".join(files))
     return summary
+
+
+def export_is_current(folder: Path) -> bool:
+    """Whether `folder/onnx/` holds today's export: float32 and int8 files, weights in external data files, the
+    int8 file of the default kind for this kind of model (`cie10.inference.quantize.DEFAULT_INT8`)."""
+    from cie10.inference.files import read_quality
+
+    folder = Path(folder)
+    summary = read_quality(folder) or {}
+    kind = (summary.get("int8") or {}).get("kind")
+    data = folder / f"{FP32_FILE}{DATA_SUFFIX}"
+    return data.exists() and kind == default_int8_kind(summary.get("kind") == "cross-encoder")

@@ -24,6 +24,9 @@ ONNX_DIR = "onnx"
 FP32_FILE = f"{ONNX_DIR}/model.onnx"
 INT8_PREFIX = "model_qint8_"
 QUALITY_FILE = f"{ONNX_DIR}/quality.json"
+DATA_SUFFIX = "_data"
+"""`onnx/model.onnx` keeps its weights in `onnx/model.onnx_data` (the name optimum and sentence-transformers
+look for): `cie10.inference.export`."""
 ST_CONFIG_FILES: tuple[str, ...] = (
     "modules.json",
     "config.json",
@@ -83,3 +86,10 @@ def read_quality(folder: Path) -> dict | None:
     """`onnx/quality.json` written at export (cosine and top-1 agreement of each file with torch fp32), or None."""
     path = Path(folder) / QUALITY_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def file_bytes(folder: Path, name: str) -> int:
+    """Size of the ONNX graph `name` in `folder` plus its external data file, if it has one."""
+    path = Path(folder) / name
+    data = path.with_name(path.name + DATA_SUFFIX)
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)

@@ -378,7 +378,7 @@ def _provenance_line(scores: ReleaseScores) -> str:
 
 def onnx_section(folder: Path, repo_id: str, version: str, is_bi: bool) -> str:
     """Which ONNX files the repo ships and what each costs against torch float32 (`onnx/quality.json`), or ""."""
-    from cie10.inference.files import local_files, read_quality
+    from cie10.inference.files import file_bytes, local_files, read_quality
 
     files = local_files(folder)
     if not files:
@@ -392,7 +392,7 @@ def onnx_section(folder: Path, repo_id: str, version: str, is_bi: bool) -> str:
         header = "| file | size | top-1 agreement | largest score difference |\n|---|---|---|---|\n"
     rows = []
     for name in files:
-        size = f"{(folder / name).stat().st_size / 1e6:,.0f} MB"
+        size = f"{file_bytes(folder, name) / 1e6:,.0f} MB"
         q = quality.get(name) or {}
         if is_bi and q:
             rows.append(

@@ -46,7 +46,7 @@ def test_onnx_files_load_from_the_local_hub(local_hub, onnx_bi_encoder: Path, tm
 
     # the repo as published, minus the torch weights and the float32 graph (smaller to push)
     folder = tmp_path / "repo"
-    shutil.copytree(onnx_bi_encoder, folder, ignore=shutil.ignore_patterns("*.safetensors", "model.onnx"))
+    shutil.copytree(onnx_bi_encoder, folder, ignore=shutil.ignore_patterns("*.safetensors", "model.onnx*"))
     repo_id = get_settings().repo_id("tiny-onnx-bi")
     hub.publish_folder(folder, repo_id, "model", version="v1.0")
     assert os.environ["HF_ENDPOINT"] == local_hub.url
