@@ -46,6 +46,7 @@ def move_weights_to_data_file(path: Path) -> Path:
         location=data.name,
         size_threshold=1024,
     )
+    data.chmod(0o644)  # onnx writes it owner-only; it is a published file like the graph
     return path
 
 
