@@ -345,9 +345,10 @@ def catalog_from_records(records: list[dict[str, Any]], version: str) -> Catalog
     return _catalog_from_batches(parents, [records], version)
 
 
-def catalog_from_parquet(path: Path, version: str) -> Catalog:
+def catalog_from_parquet(path: Path, version: str, batch_size: int = 4096) -> Catalog:
     """`catalog_from_records` over a codes parquet file, read in batches: the ~98k rows never sit in memory as
     Python dicts all at once (as one list they took ~230 MB of the Space's peak memory; in batches, a few MB)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
@@ -356,8 +357,10 @@ def catalog_from_parquet(path: Path, version: str) -> Catalog:
     links = parquet.read(columns=["code", "parent"], use_threads=False)
     parents = dict(zip(links.column("code").to_pylist(), links.column("parent").to_pylist(), strict=True))
     del links
-    batches = (batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096, use_threads=False))
-    return _catalog_from_batches(parents, batches, version)
+    batches = (batch.to_pylist() for batch in parquet.iter_batches(batch_size=batch_size, use_threads=False))
+    catalog = _catalog_from_batches(parents, batches, version)
+    pa.default_memory_pool().release_unused()  # Arrow's pool keeps its decode buffers (~50 MB) otherwise
+    return catalog
 
 
 def _catalog_from_batches(
@@ -608,6 +611,7 @@ class SpaceBackend:
         from cie10.inference import load_encoder
 
         config = config or SpaceConfig.from_env()
+        limit_malloc_arenas()
         started = time.perf_counter()
         notes: list[str] = []
         sources: dict[str, Source] = {}
@@ -650,6 +654,7 @@ class SpaceBackend:
 
         searcher = CodeSearcher(bi_encoder, index, reranker, catalog)
         _detector()  # lingua's models load here, not on the first query
+        release_freed_memory()
         backend = cls(searcher, sources, notes, time.perf_counter() - started, evidence)
         for note in notes:
             logger.warning("%s", note)
@@ -910,6 +915,43 @@ def write_batch_csv(rows: list[dict[str, Any]], folder: Path | None = None) -> P
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+MALLOC_ARENAS = 2
+"""glibc malloc arenas the Space process may use (`MALLOC_ARENA_MAX`): measured -20 MB of peak memory."""
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def _libc() -> Any:
+    """glibc through ctypes, or None (another C library)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        library = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return library if library is not None and hasattr(library, "mallopt") else None
+
+
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas at `count`, as `MALLOC_ARENA_MAX` does (a Space cannot set it before Python starts):
+    by default each of gradio's and onnxruntime's threads gets an arena that keeps its freed memory apart. Whether
+    it took effect (False off glibc)."""
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, count))
+
+
+def release_freed_memory() -> None:
+    """Hand the heap freed while loading (parsed JSON, parquet batches, session build buffers) back to the system
+    (glibc's `malloc_trim`), so that the queries' allocations start from what the Space really holds."""
+    import gc
+
+    gc.collect()
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def _load_reranker(reranker_id: str, revision: str | None) -> tuple[Any, str]:

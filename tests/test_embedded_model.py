@@ -196,3 +196,11 @@ def test_cli_info_and_build(base_model_path: Path, capsys: pytest.CaptureFixture
     assert main(["models", "info", "--path", str(base_model_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["built"] and info["provenance"]["original_license"] == "mit"
+
+
+def test_cli_export_refuses_a_folder_without_a_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
+    assert main(["models", "export", str(tmp_path)]) != 0
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1 and "is not a sentence-transformers model folder" in errors[0]
+    assert not (tmp_path / "onnx").exists() and not (tmp_path / ".onnx.tmp").exists()

@@ -1,6 +1,6 @@
 """Encoding many texts on every core: worker processes, one onnxruntime session each (one thread per session).
 
-    with EncodePool(encoder, workers=2) as pool:
+    with EncodePool(encoder.folder, "onnx/model.onnx", workers=2) as pool:
         embeddings = pool.encode(titles, prompt_name="document", batch_size=64)
 
 The texts are sorted by length once, cut into batches of similar length, and the batches dealt to the workers,
@@ -41,16 +41,16 @@ def _encode_batch(texts: list[str], prompt_name: str | None, normalize: bool) ->
 
 
 class EncodePool:
-    """`workers` processes, each holding the same ONNX encoder (spawned, so no onnxruntime state is forked)."""
+    """`workers` processes, each holding an ONNX encoder of `file_name` in `folder` (spawned, so no onnxruntime state
+    is forked)."""
 
-    def __init__(self, encoder: Any, workers: int | None = None, threads_per_worker: int = 1) -> None:
-        self.encoder = encoder
+    def __init__(self, folder: Any, file_name: str, workers: int | None = None, threads_per_worker: int = 1) -> None:
         self.workers = workers or default_workers()
         self.executor = ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(encoder.folder), encoder.file_name, threads_per_worker),
+            initargs=(str(folder), file_name, threads_per_worker),
         )
 
     def encode(
@@ -96,6 +96,14 @@ def can_parallelize(model: Any) -> bool:
     return isinstance(model, OnnxEncoder)
 
 
+def document_file(model: Any) -> str:
+    """The float32 graph of an ONNX encoder's folder where there is one, else the encoder's own file: an index is
+    built once and searched by every query, so its rows stay exact whatever file (int8) encodes the queries."""
+    from cie10.inference.files import FP32_FILE
+
+    return FP32_FILE if (model.folder / FP32_FILE).is_file() else model.file_name
+
+
 PARALLEL_MIN_TEXTS = 1024
 """Fewer texts than this are encoded in-process: starting the workers (a few seconds) would cost more."""
 _POOLS: dict[tuple[str, str], EncodePool] = {}
@@ -113,17 +121,18 @@ def encode_documents_parallel(
     """Normalised embeddings of `texts` on one worker per core, or None where that does not apply.
 
     It applies to an ONNX encoder, on a machine with more than one core, for at least `PARALLEL_MIN_TEXTS` texts
-    (an index build); the workers start once per encoder and stay until the process exits. Measured on the 2 shared
+    (an index build), which the workers encode with the folder's float32 graph (`document_file`); they start
+    once per encoder and stay until the process exits. Measured on the 2 shared
     cores (docs/inference.md): two workers of one thread beat one session of two threads on length-sorted batches.
     """
     if not can_parallelize(model) or len(texts) < PARALLEL_MIN_TEXTS or default_workers() < 2:
         return None
-    key = (str(model.folder), model.file_name)
+    key = (str(model.folder), document_file(model))
     if key not in _POOLS:
         if not _POOLS:
             import atexit
 
             atexit.register(_close_pools)
-        logger.info("encoding on %d worker processes (%s)", default_workers(), model.file_name)
-        _POOLS[key] = EncodePool(model)
+        logger.info("encoding on %d worker processes (%s)", default_workers(), key[1])
+        _POOLS[key] = EncodePool(*key)
     return _POOLS[key].encode(texts, prompt_name=prompt_name, batch_size=batch_size)

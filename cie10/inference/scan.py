@@ -14,49 +14,69 @@ tests/inference/test_scan.py checks that the exact best codes come out.
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 
 from cie10.inference.encoder import make_session
+
+SCAN_GRAPH = base64.b64decode(
+    "CAgSBWNpZTEwOt0CCjUKB3F1ZXJpZXMSAnE4EgdxX3NjYWxlEgZxX3plcm8iFUR5bmFtaWNRdWFudGl6ZUxpbmVhcgomCgJxOAoE"
+    "cm93cwoGcV96ZXJvEgNkb3QiDU1hdE11bEludGVnZXIKHQoDZG90EgVkb3RfZiIEQ2FzdCoJCgJ0bxgBoAECCh0KBWRvdF9mCgdx"
+    "X3NjYWxlEgZzY2FsZWQiA011bAodCgZzY2FsZWQKBnNjYWxlcxIGc2NvcmVzIgNNdWwSEGNpZTEwX2luZGV4X3NjYW5aKQoHcXVl"
+    "cmllcxIeChwIARIYCgkSB3F1ZXJpZXMKCxIJZGltZW5zaW9uWiMKBHJvd3MSGwoZCAMSFQoLEglkaW1lbnNpb24KBhIEcm93c1oY"
+    "CgZzY2FsZXMSDgoMCAESCAoGEgRyb3dzYiMKBnNjb3JlcxIZChcIARITCgkSB3F1ZXJpZXMKBhIEcm93c0IECgAQEQ=="
+)
+"""`build_scan_graph()` serialized: the graph is the same for every index (its sizes are dynamic), so the Space
+runs it without importing the `onnx` package (~20 MB); tests/inference/test_scan.py checks the two agree."""
+
+
+def build_scan_graph() -> bytes:
+    """The scan graph built with `onnx.helper`: `scores = (q8 · rows) * q_scale * scales`, the int8 rows and their
+    scales given as inputs (used in place, never copied into the session)."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["queries"], ["q8", "q_scale", "q_zero"]),
+        helper.make_node("MatMulInteger", ["q8", "rows", "q_zero"], ["dot"]),
+        helper.make_node("Cast", ["dot"], ["dot_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["dot_f", "q_scale"], ["scaled"]),
+        helper.make_node("Mul", ["scaled", "scales"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cie10_index_scan",
+        [
+            helper.make_tensor_value_info("queries", TensorProto.FLOAT, ["queries", "dimension"]),
+            helper.make_tensor_value_info("rows", TensorProto.INT8, ["dimension", "rows"]),
+            helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["rows"]),
+        ],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["queries", "rows"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cie10")
+    model.ir_version = 8
+    return model.SerializeToString()
 
 
 class IntegerScan:
     """`scores(queries)` ≈ queries · vectorsᵀ, (queries, rows) float32, from centred int8 rows."""
 
     def __init__(self, vectors: np.ndarray, threads: int = 1) -> None:
-        from onnx import TensorProto, helper, numpy_helper
-
         from cie10.code_index import quantize_rows
 
         self.mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
         parts = [quantize_rows(np.asarray(vectors[s : s + 65536], dtype=np.float32) - self.mean)
                  for s in range(0, len(vectors), 65536)]  # fmt: skip
-        rows = np.concatenate([part[0] for part in parts])
-        scales = np.concatenate([part[1] for part in parts])
-        dimension = rows.shape[1]
-        nodes = [
-            helper.make_node("DynamicQuantizeLinear", ["queries"], ["q8", "q_scale", "q_zero"]),
-            helper.make_node("MatMulInteger", ["q8", "rows", "q_zero"], ["dot"]),
-            helper.make_node("Cast", ["dot"], ["dot_f"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["dot_f", "q_scale"], ["scaled"]),
-            helper.make_node("Mul", ["scaled", "scales"], ["scores"]),
-        ]
-        graph = helper.make_graph(
-            nodes,
-            "cie10_index_scan",
-            [helper.make_tensor_value_info("queries", TensorProto.FLOAT, ["queries", dimension])],
-            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["queries", len(rows)])],
-            initializer=[numpy_helper.from_array(np.ascontiguousarray(rows.T), "rows"),
-                         numpy_helper.from_array(scales, "scales")],
-        )  # fmt: skip
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        self.session = make_session(model.SerializeToString(), threads)
-        self.num_rows = len(rows)
-        self.nbytes = rows.nbytes + scales.nbytes + self.mean.nbytes
+        self.rows = np.ascontiguousarray(np.concatenate([part[0] for part in parts]).T)  # (dimension, rows)
+        self.scales = np.ascontiguousarray(np.concatenate([part[1] for part in parts]), dtype=np.float32)
+        self.session = make_session(SCAN_GRAPH, threads)
+        self.num_rows = self.rows.shape[1]
+        self.nbytes = self.rows.nbytes + self.scales.nbytes + self.mean.nbytes
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(queries, rows) approximate cosines."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores = self.session.run(None, {"queries": queries})[0]
+        feeds = {"queries": queries, "rows": self.rows, "scales": self.scales}
+        scores = self.session.run(None, feeds)[0]
         scores += (queries @ self.mean)[:, None]
         return scores

@@ -22,6 +22,8 @@ QUERIES = [
     "neumonía adquirida en la comunidad por neumococo",
     "migraña sin aura",
 ]
+INT8_SCORE_ERROR = 0.01
+"""The largest cosine change int8 (`mixed`) may make to a (query, title) score of the base model here."""
 TITLES = [
     "Chest pain, unspecified",
     "Mild intermittent asthma, uncomplicated",
@@ -52,9 +54,16 @@ def test_bi_encoder_matches_sentence_transformers(onnx_bi_encoder: Path, backend
     q, d = encode_queries(model, QUERIES), encode_documents(model, TITLES)
     assert (q * ref_q).sum(axis=1).min() >= 0.99
     assert (d * ref_d).sum(axis=1).min() >= 0.99
-    assert np.array_equal((q @ d.T).argmax(axis=1), (ref_q @ ref_d.T).argmax(axis=1))
+    expected, scores = ref_q @ ref_d.T, q @ d.T
     if backend == "onnx":
         assert np.abs(q - ref_q).max() < 1e-4
+        assert np.array_equal(scores.argmax(axis=1), expected.argmax(axis=1))
+    else:  # int8 moves scores by ~0.005: the same top-1 wherever float32's lead over the second title exceeds that
+        top2 = np.sort(expected, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > INT8_SCORE_ERROR
+        assert clear.sum() >= len(QUERIES) // 2  # the check is not vacuous
+        assert np.array_equal(scores.argmax(axis=1)[clear], expected.argmax(axis=1)[clear])
+        assert np.abs(scores - expected).max() < 2 * INT8_SCORE_ERROR
 
 
 @pytest.mark.slow

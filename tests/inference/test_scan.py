@@ -45,3 +45,9 @@ def test_search_gives_the_exact_best_codes(onnx_bi_encoder: Path) -> None:
         best = np.full(len(index), -np.inf, dtype=np.float32)
         np.maximum.at(best, index.row_code, query)
         assert [index.codes[p] for p in found] == [index.codes[p] for p in np.argsort(-best, kind="stable")[:10]]
+
+
+def test_the_stored_scan_graph_is_the_one_onnx_builds() -> None:
+    from cie10.inference.scan import SCAN_GRAPH, build_scan_graph
+
+    assert SCAN_GRAPH == build_scan_graph()

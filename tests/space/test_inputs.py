@@ -14,6 +14,7 @@ from cie10.space_app import (
     NotTextFileError,
     SpaceConfig,
     batch_file_columns,
+    catalog_from_parquet,
     catalog_from_records,
     detect_language,
     read_batch_queries,
@@ -131,7 +132,11 @@ def test_write_batch_csv(tmp_path: Path) -> None:
     assert path.name == "cie10-ranked-codes.csv" and read[0]["code"] == "J45" and list(read[0]) == list(BATCH_COLUMNS)
 
 
-def test_catalog_from_records_matches_the_installed_catalogue() -> None:
+@pytest.mark.parametrize("read", ["records", "parquet"])
+def test_catalog_from_records_matches_the_installed_catalogue(read: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from cie10.catalog import load_catalog
 
     catalog = load_catalog()
@@ -139,7 +144,13 @@ def test_catalog_from_records_matches_the_installed_catalogue() -> None:
     keep = set(codes)
     for code in codes:
         keep.update(catalog.ancestors(code))
-    rebuilt = catalog_from_records(catalog.to_records([e for e in catalog if e.code in keep]), "test")
+    records = catalog.to_records([e for e in catalog if e.code in keep])
+    if read == "records":
+        rebuilt = catalog_from_records(records, "test")
+    else:  # the Space's path: the codes dataset's parquet file, read in batches smaller than the file
+        pq.write_table(pa.Table.from_pylist(records), tmp_path / "codes.parquet")
+        rebuilt = catalog_from_parquet(tmp_path / "codes.parquet", "test", batch_size=2)
+    assert len(rebuilt) == len(keep)
     for code in codes:
         assert rebuilt.path(code) == catalog.path(code)
         assert rebuilt[code].billable == catalog[code].billable and rebuilt[code].chapter == catalog[code].chapter
