@@ -67,9 +67,8 @@ TARGETS: dict[str, Target] = {
             15.0,
             "ms",
             False,
-            "on ONNX Runtime the query encode and the top-k over ~98k rows cost about the same (see the stage "
-            "split): int8 matrix products measured on the index too (today only the embedding table is int8), a "
-            "smaller query encoder, and a faster top-k (one BLAS call over int8 rows, or FAISS: docs/scaling.md)",
+            "the query encode is most of it (see the stage split): a smaller or distilled query encoder, two "
+            "onnxruntime threads on an idle machine; the top-k over ~98k int8 rows is ~2 ms (FAISS: docs/scaling.md)",
         ),
         Target(
             "rerank_p50",
@@ -77,8 +76,8 @@ TARGETS: dict[str, Target] = {
             100.0,
             "ms",
             False,
-            "rerank fewer candidates (top 10), cap the pair length, a distilled 6-layer reranker, int8 matrix "
-            "products in the reranker's ONNX file (measured on a trained reranker first), batch the pairs on a GPU",
+            "rerank fewer candidates (top 10), batches of ~10 pairs on two threads, a distilled 6-layer reranker, "
+            "batch the pairs on a GPU",
         ),
         Target(
             "encode_catalogue",
@@ -87,8 +86,8 @@ TARGETS: dict[str, Target] = {
             "s",
             False,
             "encode once on a GPU (about a minute) and publish `code_index/` with the model, so nobody re-encodes; "
-            "on CPU, the ONNX worker processes of `cie10.inference.parallel` (the scale benchmark still times the "
-            "torch build)",
+            "on CPU, the ONNX worker processes of `cie10.inference.parallel` (measured outright with "
+            "`CIE10_BENCH_FULL_ENCODE=1`)",
         ),
         Target(
             "space_memory",
@@ -96,8 +95,9 @@ TARGETS: dict[str, Target] = {
             1000.0,
             "MB",
             False,
-            "serve the reranker in float16/int8, keep the code index in float16, load lingua's models for the six "
-            "query languages only, or serve without the reranker",
+            "e5's tokenizer (~280 MB) and lingua's seven Latin-script models (~190 MB) are the largest parts "
+            "(docs/inference.md): a lighter language detector that still names the Space's examples right, the "
+            "index's float16 rows memory-mapped (only rescored rows resident), or serve without the reranker",
         ),
     )
 }
