@@ -510,16 +510,20 @@ class RerankerEvidence:
     metric: str
     bi_encoder_order: float
     reranked: float
+    gain_ci: tuple[float, float] | None = None
+    """95% paired bootstrap interval of `reranked - bi_encoder_order`, where the run measured one."""
 
     @property
     def helps(self) -> bool:
-        return self.reranked > self.bi_encoder_order
+        """Ahead of the bi-encoder's order, and by more than the noise where an interval was measured."""
+        return self.reranked > self.bi_encoder_order and (self.gain_ci is None or self.gain_ci[0] > 0)
 
     def describe(self) -> str:
         verdict = "on" if self.helps else "off"
+        interval = f" (gain 95% CI [{self.gain_ci[0]:+.3f}, {self.gain_ci[1]:+.3f}])" if self.gain_ci else ""
         return (
             f"Reranking is {verdict} by default: on held-out groups the reranker scored {self.metric} "
-            f"{self.reranked:.3f} against {self.bi_encoder_order:.3f} for the bi-encoder's own order."
+            f"{self.reranked:.3f} against {self.bi_encoder_order:.3f} for the bi-encoder's own order{interval}."
         )
 
 
@@ -538,7 +542,13 @@ def _reranker_evidence(reranker_id: str, revision: str | None) -> RerankerEviden
         summary = json.loads(path.read_text(encoding="utf-8"))
         fusion = summary.get("fusion")
         if fusion:  # the order the searcher applies: the reranker's score fused with the bi-encoder's
-            return RerankerEvidence("mrr_at_10", float(fusion["bi_order_mrr_at_10"]), float(fusion["mrr_at_10"]))
+            interval = fusion.get("gain_ci")
+            return RerankerEvidence(
+                "mrr_at_10",
+                float(fusion["bi_order_mrr_at_10"]),
+                float(fusion["mrr_at_10"]),
+                (float(interval[0]), float(interval[1])) if interval else None,
+            )
         mean = summary["metrics"]["summary"]["mean"]
         return RerankerEvidence(summary["main_metric"], float(mean["bi_encoder_order"]), float(mean["reranked"]))
     except Exception:  # noqa: BLE001 - a reranker trained elsewhere carries no summary: trust it, default on

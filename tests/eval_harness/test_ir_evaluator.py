@@ -95,7 +95,11 @@ def test_dense_run_matches_the_evaluator_end_to_end(catalog, base_model_path) ->
         {"query": "bronchite aiguë", "code": "J20", "language": "fr"},
     ]
     eval_set = from_records(rows, {"id": "hand", "split": "test"})
-    system = dense_system("base", str(base_model_path), catalog, codes, "categories")
+    from cie10.eval_harness.systems import load_model
+
+    # float32 on both sides: the same numbers to 1e-6 (the int8 default moves a near-tie or two)
+    loaded = load_model(str(base_model_path), backend="onnx")
+    system = dense_system("base", str(base_model_path), catalog, codes, "categories", loaded=loaded)
     run = evaluate_systems(eval_set, [system], catalog=catalog, codes=codes, n_resamples=10)
     ours = run.scores["test"][0]
     assert ours["hf_subset"] == "all" and ours["num_queries"] == len(rows)

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cie10.fusion import FUSION_FILE, choose_bi_weight, fused_scores, read_bi_weight, reciprocal_rank, write_fusion
+from cie10.fusion import (
+    FUSION_FILE,
+    choose_and_check,
+    choose_bi_weight,
+    fused_scores,
+    read_bi_weight,
+    reciprocal_rank,
+    write_fusion,
+)
 
 
 def _shortlist(bi_scores, rerank_scores, gold: int) -> dict:
@@ -42,6 +50,20 @@ def test_weight_small_when_the_reranker_is_right_and_large_when_the_bi_encoder_i
     assert mixed["mrr_at_10_by_weight"]["0.0"] == 0.75 and mixed["mrr_at_10_by_weight"]["50.0"] == 0.75
     with pytest.raises(ValueError, match="no held-out shortlists"):
         choose_bi_weight([])
+
+
+def test_the_weight_is_scored_on_shortlists_it_was_not_chosen_on() -> None:
+    reranker_right = [_shortlist([0.95, 0.90, 0.80], [0.10, 0.90, 0.20], gold=1) for _ in range(20)]
+    bi_right = [_shortlist([1.0, 0.90, 0.85], [0.40, 0.90, 0.30], gold=0) for _ in range(20)]
+    checked = choose_and_check(reranker_right + bi_right)
+    assert checked["chosen_on_queries"] == checked["queries"] == 20
+    assert checked["bi_weight"] == 10.0 and checked["mrr_at_10"] == 1.0 and checked["bi_order_mrr_at_10"] < 1.0
+    low, high = checked["gain_ci"]
+    assert 0 < low <= checked["mrr_at_10"] - checked["bi_order_mrr_at_10"] <= high  # a real gain: above the noise
+    # the reranker right on a handful of queries only: a gain, but not one the interval can tell from noise
+    few = choose_and_check(reranker_right[:2] + bi_right * 2)
+    assert few["gain_ci"][0] <= 0.0
+    assert choose_and_check(bi_right[:1])["gain_ci"] is None  # one shortlist: chosen, nothing left to check on
 
 
 def test_fusion_file_round_trip(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ def test_save_step_exports_onnx_files_that_agree_with_torch(bi_encoder_run) -> N
     int8 = sorted(onnx.glob("model_qint8_*.onnx"))
     assert (onnx / "model.onnx").is_file() and len(int8) == 1
     quality = json.loads((onnx / "quality.json").read_text())["quality"]
-    for name in ("onnx/model.onnx", f"onnx/{int8[0].name}"):
-        assert quality[name]["cosine_min"] >= 0.99
-        assert quality[name]["top1_agreement"] >= 0.9
+    assert quality["onnx/model.onnx"]["cosine_min"] >= 0.9999 and quality["onnx/model.onnx"]["top1_agreement"] == 1.0
+    # int8 (`mixed`) moves a fine-tuned model's embeddings a little more than the base model's: near-ties swap
+    int8_quality = quality[f"onnx/{int8[0].name}"]
+    assert int8_quality["cosine_mean"] >= 0.99 and int8_quality["cosine_min"] >= 0.98
+    assert int8_quality["top1_agreement"] >= 0.9
