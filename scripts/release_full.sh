@@ -16,6 +16,16 @@ export CIE10_TORCH_THREADS="${CIE10_TORCH_THREADS:-2}"
 mkdir -p "$out"
 started=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - started ))s] $*"; }
+# a finished step is a run folder whose summary says it searched the full scope; a run of another scope in the way
+# (the quickstart writes the same folders) stops the script rather than being evaluated and released as this one
+finished_full_run() {
+  [[ -f "$1/run_summary.json" ]] || return 1
+  local scope
+  scope=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"].get("scope"))' "$1/run_summary.json")
+  [[ "$scope" == "full" ]] && return 0
+  echo "$1 holds a finished run of scope '$scope', not this recipe's: move it aside (mv $1 $1.$scope) and rerun" >&2
+  exit 1
+}
 
 step "1-2. catalogue, then the data: every offline source at full scope (terminology, CodiEsp train, Apertium pivots)"
 if [[ -f "$out/data.done" ]]; then echo "done earlier: $(cat "$out/data.done")"; else
@@ -26,12 +36,12 @@ if [[ -f "$out/data.done" ]]; then echo "done earlier: $(cat "$out/data.done")";
 fi
 
 step "3. bi-encoder (cpu-full preset): every name of every code and the training queries in its index"
-if [[ -f models/cie10-bi/run_summary.json ]]; then echo "done earlier: models/cie10-bi"; else
+if finished_full_run models/cie10-bi; then echo "done earlier: models/cie10-bi"; else
   "$cie10" train bi-encoder --config cpu-full-bi-encoder --dataset "$org/cie10-synth" --resume
 fi
 
 step "4. reranker (cpu-full preset) on the bi-encoder's candidates"
-if [[ -f models/cie10-rerank/run_summary.json ]]; then echo "done earlier: models/cie10-rerank"; else
+if finished_full_run models/cie10-rerank; then echo "done earlier: models/cie10-rerank"; else
   "$cie10" train reranker --config cpu-full-reranker --dataset "$org/cie10-synth" --resume
 fi
 
