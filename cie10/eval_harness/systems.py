@@ -40,8 +40,9 @@ BM25_BASELINES: dict[str, tuple[str, ...]] = {"bm25": ("en",), "bm25-en-es": ("e
 """BM25 baselines and the title languages each indexes (CodiEsp is Spanish, hence the English+Spanish one)."""
 _QUERY_BATCH = 256
 _ENCODE_CHUNK = 1024
-_TITLES_PER_SECOND = 30
-"""A rough CPU encoding rate of a small encoder, for the cost estimate in the log."""
+_TITLES_PER_SECOND = {"torch": 30, "onnx": 100}
+"""Rough encoding rates of a small encoder on two CPU cores, for the cost estimate in the log: torch in-process;
+onnxruntime worker processes (measured 80 titles/s on a shared AVX2 machine, 290 on an idle AVX-512 VNNI one)."""
 
 
 class RetrievalSystem(Protocol):
@@ -316,9 +317,9 @@ def build_index_on_the_fly(
 ) -> CodeIndex:
     """Encode the names of `codes` (`names`: see `cie10.code_index`) with a model that ships no usable index.
 
-    Cost: one forward pass per title. multilingual-e5-small on two busy CPU cores encodes about 20-60 titles a
-    second (`CIE10_TORCH_THREADS=1` is fastest there): `quickstart` (~2.9k codes) takes 1-3 minutes, `full`
-    (~98k) 30-80 minutes, once: the index is cached and interrupted runs resume from finished chunks.
+    Cost: one forward pass per title. multilingual-e5-small on two CPU cores encodes about 30 titles a second on
+    torch and 80-290 on the ONNX worker processes: `full` (~98k codes) takes 6-20 minutes on ONNX, about an hour on
+    torch, once: the index is cached and interrupted runs resume from finished chunks.
     """
     folder = get_settings().home / "eval" / "indexes" / _cache_key(loaded.info, catalog, codes, names)
     if (folder / INDEX_DIRNAME / "meta.json").exists():
@@ -329,7 +330,7 @@ def build_index_on_the_fly(
         "cores (cached in %s)",
         loaded.info["id"],
         len(codes),
-        len(codes) / _TITLES_PER_SECOND / 60,
+        len(codes) / _TITLES_PER_SECOND["torch" if loaded.info.get("backend") == "torch" else "onnx"] / 60,
         folder,
     )
     index = build_code_index(
