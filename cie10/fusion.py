@@ -45,6 +45,11 @@ def reciprocal_rank(scores: np.ndarray, relevant: Sequence[bool], depth: int = M
     return 0.0
 
 
+def bi_order_rank(shortlist: dict[str, Any]) -> float:
+    """The reciprocal rank of a shortlist in its own order: the bi-encoder's."""
+    return reciprocal_rank(-np.arange(len(shortlist["relevant"]), dtype=np.float64), shortlist["relevant"])
+
+
 def choose_bi_weight(shortlists: Sequence[dict[str, Any]], grid: Sequence[float] = BI_WEIGHT_GRID) -> dict[str, Any]:
     """The grid weight with the best MRR@10 over `shortlists` (`rerank_scores`, `bi_scores`, `relevant` lists).
 
@@ -59,7 +64,7 @@ def choose_bi_weight(shortlists: Sequence[dict[str, Any]], grid: Sequence[float]
         ]
         table[weight] = round(float(np.mean(ranks)), 4)
     best = max(table, key=lambda weight: (table[weight], weight))
-    bi_order = [reciprocal_rank(-np.arange(len(s["relevant"]), dtype=np.float64), s["relevant"]) for s in shortlists]
+    bi_order = [bi_order_rank(s) for s in shortlists]
     logger.info("fusion: bi_weight %s (MRR@%d by weight: %s)", best, MRR_DEPTH, table)
     return {
         "bi_weight": best,
@@ -88,7 +93,7 @@ def choose_and_check(
         reciprocal_rank(fused_scores(s["rerank_scores"], s["bi_scores"], choice["bi_weight"]), s["relevant"])
         for s in checking
     ]
-    bi_order = [reciprocal_rank(-np.arange(len(s["relevant"]), dtype=np.float64), s["relevant"]) for s in checking]
+    bi_order = [bi_order_rank(s) for s in checking]
     gain, low, high = paired_interval(np.array(fused), np.array(bi_order), bootstrap_indices(len(checking), seed=seed))
     logger.info(
         "fusion checked on %d held-out queries: gain %.4f, 95%% CI [%.4f, %.4f]", len(checking), gain, low, high

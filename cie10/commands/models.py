@@ -42,10 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--int8-kind",
         choices=INT8_KINDS,
-        default=None,
-        help="which operators get int8 weights (default: "
-        + ", ".join(f"{kind} for a {model}" for model, kind in DEFAULT_INT8.items())
-        + "; docs/inference.md)",
+        default=DEFAULT_INT8,
+        help=f"which operators get int8 weights (default {DEFAULT_INT8}; docs/inference.md)",
     )
     export.add_argument("--no-quality", action="store_true", help="skip the parity check against torch float32")
     export.set_defaults(func=_export)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cie10.errors import ConfigError
-from cie10.inference.files import DATA_SUFFIX, FP32_FILE, ONNX_DIR, QUALITY_FILE, file_bytes, int8_file_name
-from cie10.inference.quantize import default_int8_kind
+from cie10.inference.files import DATA_SUFFIX, FP32_FILE, ONNX_DIR, QUALITY_FILE, data_file, file_bytes, int8_file_name
+from cie10.inference.quantize import DEFAULT_INT8
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def move_weights_to_data_file(path: Path) -> Path:
 
     path = Path(path)
     model = onnx.load(str(path))
-    data = path.with_name(path.name + DATA_SUFFIX)
+    data = data_file(path)
     data.unlink(missing_ok=True)
     onnx.save_model(
         model,
@@ -116,8 +116,8 @@ def export_onnx(
     quality: bool = True,
     int8_kind: str | None = None,
 ) -> dict[str, Any]:
-    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8 of `int8_kind`, by default the
-    kind for this kind of model: see `cie10.inference.quantize`), replacing an older export.
+    """Export `folder` to `folder/onnx/` (float32 and, with `int8`, dynamic int8 of `int8_kind`, by default
+    `DEFAULT_INT8`: see `cie10.inference.quantize`), replacing an older export.
 
     With `quality`, each file is compared with torch float32 on real CodiEsp *train* mentions
     (`cie10.inference.quality`) and the numbers saved as `onnx/quality.json` for the model card.
@@ -131,7 +131,7 @@ def export_onnx(
     staging = folder / f".{ONNX_DIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     cross = is_cross_encoder(folder)
-    int8_kind = int8_kind or default_int8_kind(cross)
+    int8_kind = int8_kind or DEFAULT_INT8
     export_fp32(folder, staging / Path(FP32_FILE).name, cross_encoder=cross)
     files = [FP32_FILE]
     if int8:
@@ -171,11 +171,10 @@ def export_onnx(
 
 def export_is_current(folder: Path) -> bool:
     """Whether `folder/onnx/` holds today's export: float32 and int8 files, weights in external data files, the
-    int8 file of the default kind for this kind of model (`cie10.inference.quantize.DEFAULT_INT8`)."""
+    int8 file of the default kind (`cie10.inference.quantize.DEFAULT_INT8`)."""
     from cie10.inference.files import read_quality
 
     folder = Path(folder)
     summary = read_quality(folder) or {}
     kind = (summary.get("int8") or {}).get("kind")
-    data = folder / f"{FP32_FILE}{DATA_SUFFIX}"
-    return data.exists() and kind == default_int8_kind(summary.get("kind") == "cross-encoder")
+    return data_file(folder / FP32_FILE).exists() and kind == DEFAULT_INT8

@@ -88,8 +88,12 @@ def read_quality(folder: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def data_file(graph: Path) -> Path:
+    """The external data file beside the ONNX graph `graph` (`model.onnx` -> `model.onnx_data`)."""
+    return Path(graph).with_name(Path(graph).name + DATA_SUFFIX)
+
+
 def file_bytes(folder: Path, name: str) -> int:
     """Size of the ONNX graph `name` in `folder` plus its external data file, if it has one."""
-    path = Path(folder) / name
-    data = path.with_name(path.name + DATA_SUFFIX)
+    path, data = Path(folder) / name, data_file(Path(folder) / name)
     return path.stat().st_size + (data.stat().st_size if data.exists() else 0)

@@ -31,13 +31,8 @@ logger = logging.getLogger(__name__)
 
 Int8Kind = Literal["mixed", "embeddings", "full"]
 INT8_KINDS: tuple[str, ...] = ("mixed", "embeddings", "full")
-DEFAULT_INT8: dict[str, str] = {"bi-encoder": "mixed", "cross-encoder": "mixed"}
-"""The int8 kind exported for each kind of model."""
-
-
-def default_int8_kind(cross_encoder: bool) -> str:
-    """The int8 kind a bi-encoder (False) or a cross-encoder (True) is exported with by default."""
-    return DEFAULT_INT8["cross-encoder" if cross_encoder else "bi-encoder"]
+DEFAULT_INT8 = "mixed"
+"""The int8 kind both models are exported with."""
 
 
 @contextlib.contextmanager
@@ -56,9 +51,9 @@ def _quiet_root_logger():
 def _without_symlinks(source: Path, scratch: Path) -> Iterator[Path]:
     """`source`, or, when it or its external data file is a symbolic link (a Hub cache snapshot), a scratch copy of
     both: onnx refuses to read external data through a symbolic or a hard link."""
-    from cie10.inference.files import DATA_SUFFIX
+    from cie10.inference.files import data_file
 
-    data = source.with_name(source.name + DATA_SUFFIX)
+    data = data_file(source)
     if not source.is_symlink() and not data.is_symlink():
         yield source
         return
@@ -85,7 +80,7 @@ def down_projections(source: Path) -> list[str]:
     return names
 
 
-def quantize_int8(source: Path, target: Path, *, kind: str = "embeddings", per_channel: bool = True) -> Path:
+def quantize_int8(source: Path, target: Path, *, kind: str = DEFAULT_INT8, per_channel: bool = True) -> Path:
     """Write `target`: `source` with int8 (QInt8) weights of the `kind` operators (see the module docstring)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
