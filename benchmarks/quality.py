@@ -29,6 +29,7 @@ from cie10.eval_harness.runner import evaluate_systems
 from cie10.eval_harness.systems import (
     BASE_MODEL,
     BM25_BASELINES,
+    NO_EXACT_BASELINE,
     TITLES_BASELINE,
     DenseSystem,
     LoadedModel,
@@ -121,6 +122,8 @@ def build_systems(
             released, artifacts.bi_encoder(), artifacts, codes, scope, artifacts.reranker(), config.rerank_top
         ),
     )
+    if status[released]["status"] == "ok" and systems[-1].searcher.known is not None:  # its known mentions off
+        add(NO_EXACT_BASELINE, lambda: derived_system(systems[0], NO_EXACT_BASELINE))
     add(bi_name, lambda: dense(bi_name, artifacts.bi_encoder(), artifacts, codes, scope))
     if status[bi_name]["status"] == "ok":  # the same bi-encoder over the English titles of its index alone
         add(TITLES_BASELINE, lambda: derived_system(systems[-1], TITLES_BASELINE))

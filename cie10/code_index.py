@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from cie10.catalog import Catalog, CodeEntry
 from cie10.errors import Cie10Error
 from cie10.generation.pairs import normalize_text
+from cie10.known_mentions import KnownMentions
 
 if TYPE_CHECKING:
     from cie10.inference.scan import IntegerScan
@@ -183,6 +184,8 @@ class CodeIndex:
     rows: list[IndexRow] | None = None
     """Every row (titles first); None for an index saved before names were kept (one title row per code)."""
     name_embeddings: np.ndarray | None = None
+    known: KnownMentions | None = None
+    """Coded mentions whose codes a verbatim query ranks first (`cie10.known_mentions`); None: no such table."""
 
     def __post_init__(self) -> None:
         self.row_of = {code: row for row, code in enumerate(self.codes)}
@@ -239,6 +242,11 @@ class CodeIndex:
 
             self._scanner = IntegerScan(self.vectors)
         return self._scanner
+
+    def score_codes(self, query_embedding: np.ndarray, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (best score, best row) of the codes at `positions` for one normalised query embedding."""
+        query = np.asarray(query_embedding, dtype=np.float32).reshape(-1)
+        return self._rescore(query, np.asarray(positions, dtype=np.int64))
 
     def _code_max(self, row_scores: np.ndarray) -> np.ndarray:
         """(codes, queries) from (rows, queries): each code's best row score."""
@@ -317,7 +325,7 @@ class CodeIndex:
         rows = None if self.rows is None else [self.rows[p] for p in positions] + [self.rows[r] for r in extra]
         meta = {**self.meta, "num_codes": len(positions), "num_rows": len(positions) + len(extra)}
         meta["subset_of_scope"] = self.meta.get("scope")
-        return CodeIndex(list(codes), self.vectors[positions], meta, rows, self.vectors[extra])
+        return CodeIndex(list(codes), self.vectors[positions], meta, rows, self.vectors[extra], self.known)
 
     def save(self, folder: Path) -> Path:
         """Write `<folder>/code_index/` (replacing an older one atomically); returns that path.
@@ -338,6 +346,8 @@ class CodeIndex:
         (staging / "codes.json").write_text(json.dumps(self.codes), encoding="utf-8")
         meta = {**self.meta, "dtype": "float16", "num_codes": len(self.codes), "num_rows": self.num_rows}
         (staging / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        if self.known is not None:
+            self.known.save(staging)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         return target
@@ -354,7 +364,7 @@ class CodeIndex:
         if (folder / "rows.json").exists():
             rows = [IndexRow(*row) for row in json.loads((folder / "rows.json").read_text(encoding="utf-8"))]
         names = np.load(folder / "names.npy") if (folder / "names.npy").exists() else None
-        return cls(codes, np.load(folder / "embeddings.npy"), meta, rows, names)
+        return cls(codes, np.load(folder / "embeddings.npy"), meta, rows, names, KnownMentions.load(folder))
 
     @classmethod
     def from_hub(cls, repo_id: str, revision: str | None = None) -> CodeIndex:

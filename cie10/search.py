@@ -1,5 +1,9 @@
 """Two-stage code search: a bi-encoder shortlist over the code index, optionally reordered by a cross-encoder.
 
+A query that is, once normalised, a mention coders already coded (the index's known mentions, CodiEsp train in
+the released models: `cie10.known_mentions`) ranks those codes first ("exact" hits: most often given first, then
+by the models); the models rank everything else after them.
+
 The Space, the eval harness and the benchmarks all call this one function-set; the Space only draws it.
 """
 
@@ -42,6 +46,8 @@ class Hit:
     """What the reranked head is ordered by: `rerank_score + bi_weight * score` (`cie10.fusion`)."""
     matched_name: str | None = None
     matched_language: str | None = None
+    exact: bool = False
+    """The query, normalised, is a known mention coded with this code (`cie10.known_mentions`)."""
 
 
 @dataclass
@@ -76,10 +82,13 @@ class CodeSearcher:
         catalog: Catalog | None = None,
         *,
         bi_weight: float | None = None,
+        known_mentions: bool = True,
     ) -> None:
         self.bi_encoder = bi_encoder
         self.index = index
         self.reranker = reranker
+        self.known = index.known if known_mentions else None
+        """Known mentions whose codes a verbatim query ranks first (see the module docstring); None: off."""
         self.bi_weight = bi_weight if bi_weight is not None else float(getattr(reranker, "cie10_bi_weight", 0.0))
         self.catalog = catalog or load_catalog()
         self._billable = np.array([self.catalog[code].billable for code in index.codes])
@@ -136,16 +145,21 @@ class CodeSearcher:
         embeddings = encode_queries(self.bi_encoder, texts, batch_size=batch_size)
         encoded = time.perf_counter()
         depth = max(top_k, rerank_top if rerank and self.reranker is not None else 0)
-        scores, positions, rows = self.index.search(embeddings, depth, self._allowed(billable_only, chapter))
-        retrieved = time.perf_counter()
+        allowed = self._allowed(billable_only, chapter)
+        scores, positions, rows = self.index.search(embeddings, depth, allowed)
         results = []
-        for text, code_scores, code_positions, matched_rows in zip(texts, scores, positions, rows, strict=True):
+        for text, embedding, code_scores, code_positions, matched_rows in zip(
+            texts, embeddings, scores, positions, rows, strict=True
+        ):
             hits = [
                 self._hit(int(position), float(score), int(row))
                 for score, position, row in zip(code_scores, code_positions, matched_rows, strict=True)
                 if np.isfinite(score)
             ]
+            if self.known is not None:
+                hits = self._exact_hits_first(text, embedding, hits, allowed)
             results.append(SearchResult(text, hits))
+        retrieved = time.perf_counter()
         if rerank and self.reranker is not None:
             self._rerank(results, rerank_top, batch_size)
         finished = time.perf_counter()
@@ -166,6 +180,27 @@ class CodeSearcher:
             return Hit(0, code, score, matched_name=self.catalog[code].title, matched_language="en")
         return Hit(0, code, score, matched_name=matched.text, matched_language=matched.language)
 
+    def _exact_hits_first(
+        self, text: str, embedding: np.ndarray, hits: list[Hit], allowed: np.ndarray | None
+    ) -> list[Hit]:
+        """`hits` with the codes of a known mention identical to `text` first, found by the models or not."""
+        given = [
+            (self.index.row_of[code], count)
+            for code, count in self.known.codes(text)
+            if code in self.index.row_of and (allowed is None or allowed[self.index.row_of[code]])
+        ]
+        if not given:
+            return hits
+        scores, _ = self.index.score_codes(embedding, [position for position, _ in given])
+        ranked = sorted(zip(given, scores, strict=True), key=lambda item: (-item[0][1], -item[1]))
+        language = self.known.meta.get("language")
+        exact = [
+            Hit(0, self.index.codes[position], float(score), None, None, text, language, exact=True)
+            for (position, _), score in ranked
+        ]
+        known = {hit.code for hit in exact}
+        return exact + [hit for hit in hits if hit.code not in known]
+
     def _rerank(self, results: list[SearchResult], rerank_top: int, batch_size: int) -> None:
         pairs = [(result.query, self.catalog[hit.code].title) for result in results for hit in result.hits[:rerank_top]]
         if not pairs:
@@ -174,7 +209,8 @@ class CodeSearcher:
         for result in results:
             head = [replace(hit, rerank_score=float(next(scores))) for hit in result.hits[:rerank_top]]
             fused = fused_scores([hit.rerank_score for hit in head], [hit.score for hit in head], self.bi_weight)
-            head = [replace(head[i], fused_score=float(fused[i])) for i in np.argsort(-fused, kind="stable")]
+            order = np.lexsort((-fused, [not hit.exact for hit in head]))  # exact hits stay first
+            head = [replace(head[i], fused_score=float(fused[i])) for i in order]
             result.hits = head + result.hits[rerank_top:]
 
     def search(self, query: str, **options) -> SearchResult:

@@ -889,6 +889,8 @@ class SpaceBackend:
             "english_title": entry.title,
             "score": round(hit.score, 4),
             "rerank_score": None if hit.rerank_score is None else round(hit.rerank_score, 4),
+            "matched_name": hit.matched_name,
+            "exact": hit.exact,
             "billable": entry.billable,
             "kind": entry.kind,
             "chapter": entry.chapter,
@@ -1070,6 +1072,11 @@ def render_hits(payload: dict[str, Any]) -> str:
             tag += f'<div class="own" title="the code\'s own title">en: {esc(hit["english_title"])}</div>'
         elif payload["display_language"] != "en" and hit["title_language"] == "en":
             tag = '<span class="tag" title="no label in the chosen language">en</span>'
+        if hit.get("exact"):
+            tag += (
+                f'<span class="tag" title="the query is this code\'s name or a coded example mention: '
+                f'{esc(hit.get("matched_name") or "")}">exact</span>'
+            )
         path = " › ".join(
             f'<span title="{esc(step["title"])}">{"Ch. " if step["code"].isdigit() else ""}{esc(step["code"])}</span>'
             for step in hit["hierarchy"]

@@ -49,10 +49,10 @@ step "5. evaluation over all codes: the synthetic test (six languages) and CodiE
 documents), the two-stage system beside its bi-encoder order, its title-only index, BM25 and the untuned base"
 "$cie10" evaluate --model models/cie10-bi/final --reranker models/cie10-rerank/final \
     --dataset "$org/cie10-synth" --split test --scope full \
-    --baseline bi-order --baseline titles --baseline bm25 --baseline base --out "$out/synthetic"
+    --baseline bi-order --baseline no-exact --baseline titles --baseline bm25 --baseline base --out "$out/synthetic"
 "$cie10" evaluate codiesp --folder "$codiesp/dev" --model models/cie10-bi/final \
     --reranker models/cie10-rerank/final --scope full \
-    --baseline bi-order --baseline titles --baseline lookup --baseline bm25-en-es --baseline base \
+    --baseline bi-order --baseline no-exact --baseline titles --baseline lookup --baseline bm25-en-es --baseline base \
     --out "$out/codiesp"
 
 step "6. release $version"

@@ -94,3 +94,50 @@ def test_an_old_title_only_index_still_loads(all_names, model, catalog, tmp_path
     assert (hit.code, hit.matched_name, hit.matched_language) == ("I24.1", "Dressler's syndrome", "en")
     subset = old.subset(["I25.1", "I24.1"])
     assert subset.codes == ["I25.1", "I24.1"] and subset.num_rows == 2
+
+
+def test_a_known_mention_ranks_its_codes_first(all_names, model, catalog, tmp_path: Path) -> None:
+    from cie10.known_mentions import KnownMentions
+
+    def coded(text: str, code: str) -> dict[str, str]:
+        return {"query": text, "code": code, "source": "codiesp-train", "language": "es"}
+
+    chest_pain = "dolor torácico opresivo irradiado"
+    splits = {
+        "train": [coded(chest_pain, "I20.9"), coded(chest_pain.upper(), "I25.9"), coded("lo de siempre", "I25.2")],
+        "test": [coded(chest_pain, "I20.9"), coded("cardiopatía de la abuela", "I25.9")],
+        "validation": [{**coded("angor", "I20.9"), "source": "apertium:spa-cat<-codiesp-train"}],  # not coded by hand
+    }
+    known = KnownMentions.from_splits(splits, catalog, meta={"dataset": "org/cie10-synth", "language": "es"})
+    assert len(known) == 3 and known.codes("Dolor torácico, opresivo  irradiado.") == [("I20.9", 2), ("I25.9", 1)]
+    assert known.codes("angor") == [] and known.meta["mentions"] == 5
+    index = CodeIndex(all_names.codes, all_names.embeddings, all_names.meta, all_names.rows, all_names.name_embeddings)
+    index.known = known
+    searcher = CodeSearcher(model, index, catalog=catalog)
+    plain = CodeSearcher(model, index, catalog=catalog, known_mentions=False)
+
+    result = searcher.search("Dolor torácico, opresivo  irradiado.", top_k=5)
+    assert [(hit.code, hit.exact) for hit in result.hits[:2]] == [("I20.9", True), ("I25.9", True)]
+    assert not any(hit.exact for hit in result.hits[2:])  # most often given first; the models rank the rest
+    assert (
+        result.hits[0].matched_name == "Dolor torácico, opresivo  irradiado."
+        and result.hits[0].matched_language == "es"
+    )
+    before = plain.search("lo de siempre", top_k=10)
+    after = searcher.search("lo de siempre", top_k=10)
+    assert before.hits[0].code != "I25.2" and not any(hit.exact for hit in before.hits)
+    assert after.hits[0].code == "I25.2" and after.hits[0].exact
+    assert [hit.code for hit in after.hits[1:]] == [hit.code for hit in before.hits if hit.code != "I25.2"][:9]
+    billable = searcher.search(chest_pain, top_k=5, billable_only=True)  # a filter applies to known codes too
+    assert [hit.code for hit in billable.hits if hit.exact] == [c for c in ("I20.9", "I25.9") if catalog[c].billable]
+
+    # a split evaluated as held out leaves the table; the table travels with the saved index
+    held_out = known.without_split("test")
+    assert (
+        held_out.codes(chest_pain) == [("I20.9", 1), ("I25.9", 1)] and held_out.codes("cardiopatía de la abuela") == []
+    )
+    assert known.holds_dataset("org/cie10-synth") and known.holds_dataset("/data/cie10-synth")
+    assert not known.holds_dataset("/work/shared/data/codiesp/dev")
+    loaded = CodeIndex.load(index.save(tmp_path))
+    assert loaded.known is not None and loaded.known.counts == known.counts
+    assert CodeIndex.load(all_names.save(tmp_path / "plain")).known is None

@@ -49,7 +49,8 @@ def _add_system_options(parser: argparse.ArgumentParser, *, default_baselines: s
         default=None,
         metavar="NAME",
         help=f"bm25, bm25-en-es, lookup (identical CodiEsp train mentions), base (the untuned encoder), bi-order "
-        f"(the model without its reranker), titles (the model over its English titles alone) or a model id; "
+        f"(the model without its reranker), titles (the model over its English titles alone), no-exact (the "
+        f"system without its known mentions) or a model id; "
         f"repeatable (default: {default_baselines})",
     )
     group.add_argument(

@@ -1,4 +1,5 @@
-"""`cie10 models build-default|info|export`: build the embedded base model, show what it is, export a model to ONNX."""
+"""`cie10 models build-default|info|export|known-mentions`: build the embedded base model, show what it is, export a
+model to ONNX, give a model's code index the known (already coded) mentions of a dataset."""
 
 from __future__ import annotations
 
@@ -48,6 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--no-quality", action="store_true", help="skip the parity check against torch float32")
     export.set_defaults(func=_export)
 
+    known = actions.add_parser(
+        "known-mentions",
+        help="give a model's code index the CodiEsp train mentions of a dataset: a query identical to one ranks "
+        "its codes first (training does this for all+examples indexes)",
+    )
+    known.add_argument(
+        "folder", type=Path, help="the bi-encoder folder holding code_index/ (e.g. models/cie10-bi/final)"
+    )
+    known.add_argument(
+        "--dataset", required=True, help="the training dataset (Hub id or folder), e.g. cie10/cie10-synth"
+    )
+    known.add_argument("--revision", default=None, help="dataset revision (tag, branch or commit)")
+    known.set_defaults(func=_known_mentions)
+
 
 def _build_default(args: argparse.Namespace) -> int:
     path = embedded_model.build_default_model(args.out, force=args.force)
@@ -60,6 +75,14 @@ def _export(args: argparse.Namespace) -> int:
 
     summary = export_onnx(args.folder, int8_kind=args.int8_kind, quality=not args.no_quality)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _known_mentions(args: argparse.Namespace) -> int:
+    from cie10.known_mentions import add_known_mentions
+
+    known = add_known_mentions(args.folder, args.dataset, args.revision)
+    print(json.dumps(known.meta, indent=2))
     return 0
 
 

@@ -8,6 +8,7 @@ paired bootstrap, and with the untuned base encoder in the learning-gain table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -247,7 +248,11 @@ def evaluate_systems(
             coverage["not_in_catalogue"]["distinct"],
             coverage["outside_searched_codes"]["distinct"],
         )
-    scored = [score_system(system, eval_set, retrievable) for system in systems]
+    scored = []
+    for system in systems:
+        holding_out = getattr(system, "holding_out", None)
+        with holding_out(eval_set.source) if holding_out else contextlib.nullcontext():
+            scored.append(score_system(system, eval_set, retrievable))
     split = eval_set.source.get("split") or "test"
     main = eval_set.main_score
     results = [

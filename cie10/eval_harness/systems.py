@@ -7,11 +7,12 @@ scores are comparable. A dense model that ships a `code_index/` covering those c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,9 +32,12 @@ BASE_MODEL = "base"
 """Baseline name for the untuned embedded base encoder (`cie10.embedded_model`, "default")."""
 BI_ORDER_BASELINE = "bi-order"
 TITLES_BASELINE = "titles"
+NO_EXACT_BASELINE = "no-exact"
 DERIVED_BASELINES: dict[str, str] = {
     BI_ORDER_BASELINE: "the evaluated bi-encoder's own order (its reranker off)",
     TITLES_BASELINE: "the evaluated bi-encoder over the English titles of its index alone, no reranker",
+    NO_EXACT_BASELINE: "the evaluated system, reranker included, without ranking the codes of an index row "
+    "identical to the query first",
 }
 """Baselines made of the evaluated system's own parts."""
 BM25_BASELINES: dict[str, tuple[str, ...]] = {"bm25": ("en",), "bm25-en-es": ("en", "es")}
@@ -408,6 +412,24 @@ class DenseSystem:
             "code_index": self.index_meta,
         }
 
+    @contextlib.contextmanager
+    def holding_out(self, eval_source: dict[str, Any]) -> Iterator[None]:
+        """While scoring a split of the dataset the index's known mentions came from, that split's mentions are
+        left out of them (its queries are those mentions: `cie10.known_mentions`)."""
+        known = self.searcher.known
+        if known is None or not known.holds_dataset(eval_source.get("id") or eval_source.get("path")):
+            yield
+            return
+        split = str(eval_source.get("split"))
+        self.searcher.known = known.without_split(split)
+        logger.info(
+            "%s: the %s split's mentions are held out of the known mentions while it is scored", self.name, split
+        )
+        try:
+            yield
+        finally:
+            self.searcher.known = known
+
     def rank(self, queries: Sequence[str], top_k: int) -> list[Ranking]:
         """Top codes per query; the fused score (`cie10.fusion`) replaces the cosine where the reranker ran."""
         rankings: list[Ranking] = []
@@ -460,6 +482,18 @@ def derived_system(primary: DenseSystem, kind: str) -> DenseSystem:
     if kind not in DERIVED_BASELINES:
         raise EvaluationInputError(f"unknown derived baseline {kind!r}: choose {', '.join(DERIVED_BASELINES)}")
     searcher = primary.searcher
+    if kind == NO_EXACT_BASELINE:
+        derived = CodeSearcher(
+            searcher.bi_encoder,
+            searcher.index,
+            searcher.reranker,
+            catalog=searcher.catalog,
+            bi_weight=searcher.bi_weight,
+            known_mentions=False,
+        )
+        return DenseSystem(
+            kind, derived, primary.model_info, primary.reranker_info, primary.rerank_top, primary.index_meta
+        )
     index = searcher.index.titles_only() if kind == TITLES_BASELINE else searcher.index
     derived = CodeSearcher(searcher.bi_encoder, index, None, catalog=searcher.catalog)
     meta = {**primary.index_meta, **index.meta} if kind == TITLES_BASELINE else primary.index_meta

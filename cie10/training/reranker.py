@@ -248,7 +248,8 @@ def candidate_searcher(config: RerankerConfig, catalog: Catalog, corpus: list[Co
             bi_encoder, [document_text(entry) for entry in corpus], show_progress_bar=config.show_progress_bar
         )
         index = CodeIndex(codes, embeddings, {"model": model_id, "scope": config.scope, "chapters": config.chapters})
-    return CodeSearcher(bi_encoder, index, catalog=catalog)
+    # the bi-encoder's own candidates: a verbatim known mention would hand the reranker its answer
+    return CodeSearcher(bi_encoder, index, catalog=catalog, known_mentions=False)
 
 
 def _published_index(model_id: str, revision: str | None, scope: str) -> CodeIndex | None:

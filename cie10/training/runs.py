@@ -104,18 +104,27 @@ def promote_run(config: TrainingRunConfig) -> Path:
 
 
 def resume_checkpoint(config: TrainingRunConfig) -> str | None:
-    """The last checkpoint of the run when resuming (None: start at step 0)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The last *complete* checkpoint of the run when resuming (None: start at step 0).
+
+    A checkpoint is complete once the Trainer wrote its `trainer_state.json` (it comes after the weights, the
+    optimizer and the scheduler); a later one cut short by a kill is removed with a warning (training writes it
+    again when it passes that step).
+    """
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import sort_checkpoints
 
     if not config.resume:
         return None
     folder = config.run_dir / CHECKPOINTS_DIRNAME
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is None:
-        logger.warning("--resume: no checkpoint in %s, starting from step 0", folder)
-    else:
-        logger.info("resuming from %s", last)
-    return last
+    checkpoints = sort_checkpoints(str(folder)) if folder.is_dir() else []
+    for checkpoint in reversed(checkpoints):
+        if (Path(checkpoint) / TRAINER_STATE_NAME).is_file():
+            logger.info("resuming from %s", checkpoint)
+            return checkpoint
+        logger.warning("--resume: %s was cut short (no %s): removing it", checkpoint, TRAINER_STATE_NAME)
+        shutil.rmtree(checkpoint)
+    logger.warning("--resume: no complete checkpoint in %s, starting from step 0", folder)
+    return None
 
 
 def announce_scope(config: TrainingRunConfig, corpus: list[CodeEntry]) -> str:

@@ -192,6 +192,8 @@ def test_rendering_escapes_and_reports() -> None:
                 "english_title": "Asthma",
                 "score": 0.9,
                 "rerank_score": None,
+                "matched_name": "asma <b>",
+                "exact": True,
                 "billable": False,
                 "hierarchy": [{"code": "10", "title": "Respiratory"}, {"code": "J40-J4A", "title": "Chronic"}],
             }
@@ -202,6 +204,7 @@ def test_rendering_escapes_and_reports() -> None:
     table = render_hits(payload)
     assert "&lt;script&gt;" in table and "<script>" not in table and 'data-code="J45"' in table
     assert "Ch. 10" in table and "Rerank" not in table
+    assert ">exact</span>" in table and "asma &lt;b&gt;" in table  # a query identical to a name is flagged
 
 
 def test_serve_command_parses() -> None:

@@ -1,4 +1,4 @@
-"""An interrupted run resumes from its last checkpoint and goes on counting steps from there."""
+"""An interrupted run resumes from its last complete checkpoint and goes on counting steps from there."""
 
 from __future__ import annotations
 
@@ -58,12 +58,19 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(terminology_dataset: P
     assert [p.name for p in checkpoints.iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-2"]
     assert not (tmp_path / "resume" / "final").exists()
     base_eval = (tmp_path / "resume" / "base_eval.json").stat().st_mtime
+    # a kill while the next checkpoint was being written leaves it without weights or trainer state (as seen in a
+    # full run): resuming skips it and goes back to the last complete one
+    cut_short = checkpoints / "checkpoint-3"
+    cut_short.mkdir()
+    (cut_short / "config.json").write_text((checkpoints / "checkpoint-2" / "config.json").read_text())
+    (cut_short / ".tmpAbC123").write_bytes(b"\0" * 1024)
 
     first = FirstStep()
     summary = train_bi_encoder(BiEncoderConfig(**settings, resume=True), callbacks=[first])
     assert first.first == 2  # continued, did not start over
     assert summary["training"]["global_step"] == 4
     assert summary["training"]["resumed_from"].endswith("checkpoint-2")
+    assert not cut_short.exists()
     assert (tmp_path / "resume" / "base_eval.json").stat().st_mtime == base_eval  # base scores not re-measured
     assert (tmp_path / "resume" / "final" / "model.safetensors").is_file()
 
