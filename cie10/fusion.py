@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from cie10.errors import Cie10Error
+
 logger = logging.getLogger(__name__)
 
 FUSION_FILE = "cie10_fusion.json"
@@ -120,3 +122,24 @@ def read_bi_weight(folder: Path | None) -> float:
     if folder is None or not (Path(folder) / FUSION_FILE).is_file():
         return 0.0
     return float(json.loads((Path(folder) / FUSION_FILE).read_text(encoding="utf-8"))["bi_weight"])
+
+
+RERANK_EVIDENCE_FILE = "eval/rerank_evidence.json"
+"""Where a release ships, in the reranker repo, the harness JSON (CodiEsp dev mentions) that decides the Space's
+reranking default."""
+BI_ORDER = "bi-order"
+"""The harness's baseline name for the evaluated bi-encoder's own order."""
+
+
+def rerank_comparison(results: dict[str, Any], where: Any = "the harness results") -> dict[str, Any]:
+    """The paired comparison of the evaluated (two-stage) system with its `bi-order` baseline, all languages,
+    MRR@10, from a harness `results.json`; a Cie10Error when it holds none."""
+    system = results.get("name")
+    for comparison in results.get("comparisons") or []:
+        wanted = (comparison.get("baseline"), comparison.get("language"), comparison.get("metric"))
+        if wanted == (BI_ORDER, "all", "mrr_at_10") and comparison.get("system") == system:
+            return comparison
+    raise Cie10Error(
+        f"{where} compares no reranked system with its {BI_ORDER} baseline (MRR@10, all languages): evaluate with "
+        f"--reranker and --baseline {BI_ORDER}"
+    )

@@ -20,6 +20,7 @@ at the new version; running the same command again completes the release.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -31,6 +32,7 @@ from typing import Literal
 
 from cie10 import hub
 from cie10.errors import Cie10Error
+from cie10.fusion import RERANK_EVIDENCE_FILE, rerank_comparison
 from cie10.model_cards import ReleaseRepo, ReleaseRepos, default_citation
 from cie10.settings import get_settings
 
@@ -42,6 +44,7 @@ RESULTS_DIR = Path("results")
 SKIPPED = frozenset({".git", ".cache", "__pycache__", ".ipynb_checkpoints"})
 HARNESS_RESULTS_FILE = "eval/results.json"
 """Where a model repo ships the harness JSON its card's numbers come from."""
+
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -76,6 +79,9 @@ class ReleaseConfig:
     results: list[Path] = field(default_factory=list)
     """Harness `results.json` files or folders holding them (default: every run under `results/` that scored
     these models on this dataset)."""
+    rerank_evidence: Path | None = None
+    """A harness `results.json` (CodiEsp dev mentions) comparing the two-stage system with its `bi-order` baseline:
+    the reranker repo ships it, and the Space reranks by default only when the gain's interval is above 0."""
     space: Path = Path("space")
     """The Gradio Space folder."""
     harness: Path = field(default_factory=_default_harness)
@@ -248,6 +254,8 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
         ensure_onnx(folder)
     check_space_folder(Path(config.space))
     check_metric_folder(Path(config.harness), repos)
+    if config.rerank_evidence is not None:
+        rerank_comparison(json.loads(Path(config.rerank_evidence).read_text(encoding="utf-8")), config.rerank_evidence)
     synth = read_synth(Path(config.synth))
     logger.info("release %s: reading the harness results and the catalogue", config.version)
     catalog = load_catalog()
@@ -303,6 +311,11 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
         results_copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(scores.systems[role].file, results_copy)
         expected[key] = [(r.dataset_config, r.metric_type, r.metric_value) for r in card.data.eval_results or []]
+
+    if config.rerank_evidence is not None:
+        evidence = folders["reranker"] / RERANK_EVIDENCE_FILE
+        evidence.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config.rerank_evidence, evidence)
 
     link_tree(Path(config.harness), folders["metric"])
     build_metric_card(Path(config.harness), repos).save(folders["metric"] / "README.md")

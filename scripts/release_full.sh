@@ -56,7 +56,9 @@ documents), the two-stage system beside its bi-encoder order, its title-only ind
     --out "$out/codiesp"
 
 step "6. release $version"
-"$cie10" release --version "$version" --results "$out/synthetic"  # the cards' numbers: the synthetic test
+# the cards' numbers: the synthetic test; the Space's reranking default: the CodiEsp dev mention comparison
+"$cie10" release --version "$version" --results "$out/synthetic" \
+    --rerank-evidence "$out/codiesp/final__dev__dev/mentions/results.json"
 
 step "7. ablation: the same bi-encoder recipe without any CodiEsp-derived row (names only, no example mentions in
 its index), on the same synthetic test and CodiEsp dev"

@@ -24,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         bi=args.bi,
         reranker=args.reranker,
         results=list(args.results or []),
+        rerank_evidence=args.rerank_evidence,
         space=args.space,
         codes=args.codes,
         citation=args.citation,
@@ -67,6 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="harness results.json, or a folder searched for them (repeatable; default: runs under results/ "
         "that scored these models on this dataset)",
+    )
+    artifacts.add_argument(
+        "--rerank-evidence",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="harness results.json of CodiEsp dev mentions scoring the two-stage system beside its bi-order "
+        "baseline: shipped with the reranker, the Space reranks by default only when its paired interval is above 0",
     )
     artifacts.add_argument("--space", type=Path, default=Path("space"), help="Gradio Space folder")
     artifacts.add_argument("--harness", type=Path, default=None, help="evaluate module folder (the metric Space)")

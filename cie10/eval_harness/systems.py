@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from cie10.catalog import Catalog
 from cie10.code_index import INDEX_DIRNAME, CodeIndex, build_code_index, check_names_setting, document_text
 from cie10.eval_harness.data import EvaluationInputError
+from cie10.fusion import BI_ORDER
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ Ranking = list[tuple[str, float]]
 """(code, score) pairs, best first."""
 BASE_MODEL = "base"
 """Baseline name for the untuned embedded base encoder (`cie10.embedded_model`, "default")."""
-BI_ORDER_BASELINE = "bi-order"
+BI_ORDER_BASELINE = BI_ORDER
 TITLES_BASELINE = "titles"
 NO_EXACT_BASELINE = "no-exact"
 DERIVED_BASELINES: dict[str, str] = {

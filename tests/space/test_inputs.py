@@ -254,3 +254,44 @@ def test_sources_link_to_the_repo_at_its_revision(monkeypatch: pytest.MonkeyPatc
         '<a href="http://127.0.0.1:8090/acme/cie10-bi/tree/v1.0" target="_blank" rel="noopener">'
         "acme/cie10-bi&#64;v1.0 (1111111)</a>"
     )
+
+
+def test_the_releases_codiesp_comparison_decides_the_reranking_default(tmp_path) -> None:
+    import json
+
+    from cie10.errors import Cie10Error
+    from cie10.fusion import RERANK_EVIDENCE_FILE, rerank_comparison
+    from cie10.space_app import _reranker_evidence
+
+    summary = {"main_metric": "mrr@10", "metrics": {"summary": {"mean": {"bi_encoder_order": 0.5, "reranked": 0.4}}}}
+    (tmp_path / "run_summary.json").write_text(json.dumps(summary))
+    assert not _reranker_evidence(str(tmp_path), None).helps  # the training run alone: off
+
+    def comparison(system: str, low: float, high: float) -> dict:
+        return {
+            "system": system,
+            "baseline": "bi-order",
+            "language": "all",
+            "metric": "mrr_at_10",
+            "system_score": 0.705,
+            "baseline_score": 0.698,
+            "ci_low": low,
+            "ci_high": high,
+            "num_queries": 3431,
+        }
+
+    results = {
+        "name": "cie10-bi+cie10-rerank",
+        "dataset": {"name": "CodiEsp", "split": "dev"},
+        "comparisons": [comparison("other", -0.1, -0.05), comparison("cie10-bi+cie10-rerank", 0.005, 0.011)],
+    }
+    (tmp_path / RERANK_EVIDENCE_FILE).parent.mkdir()
+    (tmp_path / RERANK_EVIDENCE_FILE).write_text(json.dumps(results))
+    evidence = _reranker_evidence(str(tmp_path), None)  # the release's measurement wins over the training run
+    assert evidence.helps and evidence.gain_ci == (0.005, 0.011)
+    assert "on by default" in evidence.describe() and "CodiEsp dev (3,431 queries" in evidence.describe()
+    results["comparisons"][1].update(ci_low=-0.001)
+    (tmp_path / RERANK_EVIDENCE_FILE).write_text(json.dumps(results))
+    assert not _reranker_evidence(str(tmp_path), None).helps  # a gain within the noise: off
+    with pytest.raises(Cie10Error, match="compares no reranked system with its bi-order baseline"):
+        rerank_comparison({"name": "x", "comparisons": results["comparisons"][:1]}, "results.json")
