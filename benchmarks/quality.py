@@ -249,14 +249,20 @@ def check_targets(
         if config.max_mentions is not None:
             codiesp_reasons.append(f"{config.max_mentions} sampled mentions")
         note = "; ".join(codiesp_reasons)
-        for key, metric in (("codiesp_acc1", "recall_at_1"), ("codiesp_r5", "recall_at_5")):
+        unseen = _row(rows, "codiesp-mentions-unseen", scope, released, "all")
+        for key, metric, row, name in (
+            ("codiesp_acc1", "recall_at_1", mention, "codiesp-mentions"),
+            ("codiesp_r5", "recall_at_5", mention, "codiesp-mentions"),
+            ("codiesp_unseen_acc1", "recall_at_1", unseen, "codiesp-mentions-unseen"),
+            ("codiesp_unseen_r5", "recall_at_5", unseen, "codiesp-mentions-unseen"),
+        ):
             targets.append(
                 check(
                     key,
-                    mention.get(metric) if mention else None,
+                    row.get(metric) if row else None,
                     comparable=not codiesp_reasons,
                     note=note,
-                    source=f"quality: codiesp-mentions, scope {scope}, {released}",
+                    source=f"quality: {name}, scope {scope}, {released}",
                 )
             )
         synth_reasons = list(reasons) + (

@@ -27,10 +27,14 @@ class Target:
 
 
 _QUALITY_CLOSING = (
-    "search the full catalogue (ship a `full` code index, encoded once on a GPU: docs/scaling.md) so every CodiEsp "
-    "gold code is retrievable; more training pairs in the clinical-report register (abbreviations, misspellings, "
-    "negated and compound mentions) with sibling hard negatives; rerank a deeper shortlist (top 50). CodiEsp stays "
-    "held out: never trained or tuned on."
+    "the unseen mentions carry the gap (the known ones are looked up): more clinical-register training rows "
+    "(abbreviations, misspellings, negated and compound mentions) with sibling hard negatives and more than one "
+    "epoch (a GPU preset), a reranker trained on the bi-encoder's misses; CodiEsp dev stays held out: never "
+    "trained or tuned on"
+)
+_UNSEEN_CLOSING = (
+    "mentions in no CodiEsp train document depend on the models alone: more clinical-register training rows and "
+    "steps, deeper reranking (top 50) once the reranker is measured to help there"
 )
 
 TARGETS: dict[str, Target] = {
@@ -38,24 +42,40 @@ TARGETS: dict[str, Target] = {
     for target in (
         Target(
             "codiesp_acc1",
-            "CodiEsp dev, mention → code Acc@1 over all ICD-10-CM 2026 codes (released two-stage system)",
-            0.50,
-            "",
-            True,
-            _QUALITY_CLOSING,
-        ),
-        Target(
-            "codiesp_r5",
-            "CodiEsp dev, mention → code Recall@5 over all ICD-10-CM 2026 codes (released two-stage system)",
+            "CodiEsp dev, mention → code Acc@1 over all ICD-10-CM 2026 codes, all mentions (released system)",
             0.70,
             "",
             True,
             _QUALITY_CLOSING,
         ),
         Target(
+            "codiesp_r5",
+            "CodiEsp dev, mention → code Recall@5 over all ICD-10-CM 2026 codes, all mentions (released system)",
+            0.85,
+            "",
+            True,
+            _QUALITY_CLOSING,
+        ),
+        Target(
+            "codiesp_unseen_acc1",
+            "CodiEsp dev, unseen mentions (text in no train document) → code Acc@1 over all codes (released system)",
+            0.35,
+            "",
+            True,
+            _UNSEEN_CLOSING,
+        ),
+        Target(
+            "codiesp_unseen_r5",
+            "CodiEsp dev, unseen mentions → code Recall@5 over all codes (released system)",
+            0.55,
+            "",
+            True,
+            _UNSEEN_CLOSING,
+        ),
+        Target(
             "synth_mrr",
             "synthetic test split, MRR@10 in every language (released two-stage system)",
-            0.90,
+            0.85,
             "",
             True,
             "more generated pairs and training steps for the weak language (Catalan has no catalogue labels: it "
