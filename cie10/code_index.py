@@ -76,7 +76,7 @@ class IndexSettingError(Cie10Error):
     """An unknown `names` setting or an index whose files disagree."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexRow:
     """One row of the index: a name (or an example mention) of `code` in `language`, from `source`."""
 
