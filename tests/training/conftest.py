@@ -14,6 +14,19 @@ import pytest
 
 CHAPTERS = ["9", "10"]
 LANGUAGES = ["es", "fr", "pt"]
+SHORT_RERANKER_RUN = dict(
+    max_train_samples=160,
+    candidates=5,
+    sibling_negatives=2,
+    batch_size=8,
+    learning_rate=3e-4,
+    head_learning_rate=3e-3,
+    freeze_layers=6,
+    save_steps=1000,
+    show_progress_bar=False,
+    export_onnx=False,  # the bi-encoder's run tests the export; tests/inference the reranker's files
+)
+"""A reranker run of a couple of minutes on 2 CPU cores, from the session's bi-encoder run."""
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from cie10.fusion import BI_WEIGHT_GRID
-from tests.training.conftest import CHAPTERS, LANGUAGES
+from tests.training.conftest import CHAPTERS, LANGUAGES, SHORT_RERANKER_RUN
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +34,8 @@ def reranker_run(bi_encoder_run, terminology_dataset):
         dataset=str(terminology_dataset),
         chapters=CHAPTERS,
         output_dir=bi_config.output_dir,
-        max_train_samples=160,
-        candidates=5,
-        sibling_negatives=2,
-        batch_size=8,
-        learning_rate=3e-4,
-        head_learning_rate=3e-3,
-        freeze_layers=6,
         max_eval_queries=24,
-        save_steps=1000,
-        show_progress_bar=False,
-        export_onnx=False,  # the bi-encoder's run tests the export; tests/inference the reranker's files
+        **SHORT_RERANKER_RUN,
     )
     return config, train_reranker(config)
 

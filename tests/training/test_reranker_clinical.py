@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cie10.generation.codiesp_source import codiesp_root
-from tests.training.conftest import CHAPTERS
+from tests.training.conftest import CHAPTERS, SHORT_RERANKER_RUN
 
 ROOT = codiesp_root()
 pytestmark = [
@@ -59,17 +59,8 @@ def test_reranker_beats_the_bi_encoder_order_on_held_out_clinical_groups(
         scope="full",
         chapters=CHAPTERS,
         output_dir=str(clinical_dataset.parent / "models"),
-        max_train_samples=160,
-        candidates=5,
-        sibling_negatives=2,
-        batch_size=8,
-        learning_rate=3e-4,
-        head_learning_rate=3e-3,
-        freeze_layers=6,
         max_eval_queries=60,
-        save_steps=1000,
-        show_progress_bar=False,
-        export_onnx=False,
+        **SHORT_RERANKER_RUN,
     )
     summary = train_reranker(config)
     measured = summary["metrics"]["summary"]["mean"]
