@@ -92,11 +92,9 @@ class KnownMentions:
 
     def save(self, folder: Path) -> Path:
         """Write `<folder>/known_mentions.json` (write, then rename)."""
-        path = Path(folder) / KNOWN_MENTIONS_FILE
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps({"meta": self.meta, "counts": self.counts}, ensure_ascii=False), "utf-8")
-        partial.replace(path)
-        return path
+        from cie10.training.summary import write_json_atomic
+
+        return write_json_atomic(Path(folder) / KNOWN_MENTIONS_FILE, {"meta": self.meta, "counts": self.counts})
 
     @classmethod
     def load(cls, folder: Path) -> KnownMentions | None:
@@ -121,6 +119,7 @@ def add_known_mentions(model_folder: Path, dataset: str, revision: str | None = 
     from cie10.code_index import INDEX_DIRNAME
     from cie10.errors import Cie10Error
     from cie10.training.data import load_training_data
+    from cie10.training.summary import write_json_atomic
 
     folder = Path(model_folder) / INDEX_DIRNAME
     if not (folder / "meta.json").is_file():
@@ -132,8 +131,6 @@ def add_known_mentions(model_folder: Path, dataset: str, revision: str | None = 
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["known_mentions"] = known.meta
-    partial = meta_path.with_suffix(".tmp")
-    partial.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(meta_path)
+    write_json_atomic(meta_path, meta)
     logger.info("%s: %d known mention texts added to its code index", model_folder, len(known))
     return known

@@ -44,7 +44,6 @@ RESULTS_DIR = Path("results")
 SKIPPED = frozenset({".git", ".cache", "__pycache__", ".ipynb_checkpoints"})
 HARNESS_RESULTS_FILE = "eval/results.json"
 """Where a model repo ships the harness JSON its card's numbers come from."""
-
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

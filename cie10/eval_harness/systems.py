@@ -37,8 +37,8 @@ NO_EXACT_BASELINE = "no-exact"
 DERIVED_BASELINES: dict[str, str] = {
     BI_ORDER_BASELINE: "the evaluated bi-encoder's own order (its reranker off)",
     TITLES_BASELINE: "the evaluated bi-encoder over the English titles of its index alone, no reranker",
-    NO_EXACT_BASELINE: "the evaluated system, reranker included, without ranking the codes of an index row "
-    "identical to the query first",
+    NO_EXACT_BASELINE: "the evaluated system, reranker included, without its known mentions (a verbatim query's "
+    "coded codes first: `cie10.known_mentions`)",
 }
 """Baselines made of the evaluated system's own parts."""
 BM25_BASELINES: dict[str, tuple[str, ...]] = {"bm25": ("en",), "bm25-en-es": ("en", "es")}
