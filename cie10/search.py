@@ -1,8 +1,9 @@
 """Two-stage code search: a bi-encoder shortlist over the code index, optionally reordered by a cross-encoder.
 
-A query that is, once normalised, a mention coders already coded (the index's known mentions, CodiEsp train in
-the released models: `cie10.known_mentions`) ranks those codes first ("exact" hits: most often given first, then
-by the models); the models rank everything else after them.
+A query that is, once normalised (or loosely: accents, articles, plurals and word order aside), a mention coders
+already coded (the index's known mentions, CodiEsp train in the released models: `cie10.known_mentions`) ranks
+those codes first ("exact" hits: most often given first, then by the models; `matched_name` is the known mention);
+the models rank everything else after them.
 
 The Space, the eval harness and the benchmarks all call this one function-set; the Space only draws it.
 """
@@ -47,7 +48,7 @@ class Hit:
     matched_name: str | None = None
     matched_language: str | None = None
     exact: bool = False
-    """The query, normalised, is a known mention coded with this code (`cie10.known_mentions`)."""
+    """The query matches a known mention (`matched_name`) coded with this code (`cie10.known_mentions`)."""
 
 
 @dataclass
@@ -184,9 +185,13 @@ class CodeSearcher:
         self, text: str, embedding: np.ndarray, hits: list[Hit], allowed: np.ndarray | None
     ) -> list[Hit]:
         """`hits` with the codes of a known mention identical to `text` first, found by the models or not."""
+        found = self.known.match(text)
+        if found is None:
+            return hits
+        matched_text, codes = found
         given = [
             (self.index.row_of[code], count)
-            for code, count in self.known.codes(text)
+            for code, count in codes
             if code in self.index.row_of and (allowed is None or allowed[self.index.row_of[code]])
         ]
         if not given:
@@ -195,7 +200,7 @@ class CodeSearcher:
         ranked = sorted(zip(given, scores, strict=True), key=lambda item: (-item[0][1], -item[1]))
         language = self.known.meta.get("language")
         exact = [
-            Hit(0, self.index.codes[position], float(score), None, None, text, language, exact=True)
+            Hit(0, self.index.codes[position], float(score), None, None, matched_text, language, exact=True)
             for (position, _), score in ranked
         ]
         known = {hit.code for hit in exact}

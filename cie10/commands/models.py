@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dataset", required=True, help="the training dataset (Hub id or folder), e.g. cie10/cie10-synth"
     )
     known.add_argument("--revision", default=None, help="dataset revision (tag, branch or commit)")
+    known.add_argument(
+        "--codiesp-dir",
+        type=Path,
+        default=None,
+        help="the CodiEsp folder the dataset was built from (holding train/trainX.tsv): every coded mention with "
+        "its counts (default: CIE10_CODIESP_DIR or ../shared/data/codiesp when it exists; else the dataset's rows)",
+    )
     known.set_defaults(func=_known_mentions)
 
 
@@ -79,9 +86,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _known_mentions(args: argparse.Namespace) -> int:
+    from cie10.generation.codiesp_source import codiesp_root
     from cie10.known_mentions import add_known_mentions
 
-    known = add_known_mentions(args.folder, args.dataset, args.revision)
+    known = add_known_mentions(args.folder, args.dataset, args.revision, args.codiesp_dir or codiesp_root())
     print(json.dumps(known.meta, indent=2))
     return 0
 

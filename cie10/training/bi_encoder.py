@@ -333,9 +333,10 @@ def make_code_index(
     index.meta["run_name"] = config.run_name
     index.meta["weights_fingerprint"] = work_dir.name
     if config.index_names == "all+examples" and data is not None:
+        from cie10.generation.codiesp_source import codiesp_root
         from cie10.known_mentions import known_mentions_of
 
-        index.known = known_mentions_of(data, catalog)
+        index.known = known_mentions_of(data, catalog, codiesp_root())
         index.meta["known_mentions"] = index.known.meta
     return index
 
