@@ -179,6 +179,7 @@ def prepare_train_dataset(
         rows=config.max_train_samples,
         seed=config.seed,
         base=base.load_path,
+        **({"name_rows": config.max_name_rows} if config.max_name_rows else {}),  # older caches stay valid
         negatives=config.num_hard_negatives,
         range_max=config.mining_range_max,
         margin=config.mining_relative_margin,
@@ -193,6 +194,7 @@ def prepare_train_dataset(
         return cached
     split = training_data.restrict_to_codes(data.splits["train"], {entry.code for entry in corpus})
     split = training_data.restrict_to_kinds(split, config.train_kinds)
+    split = training_data.cap_name_rows(split, config.max_name_rows, config.seed)
     split = training_data.sample_rows(split, config.max_train_samples, config.seed)
     logger.info(
         "mining %d hard negative(s) for %d rows among %d titles", config.num_hard_negatives, len(split), len(corpus)

@@ -72,6 +72,13 @@ class TrainingRunConfig:
             "help": "train on rows of these kinds only (query: clinical mentions; name: official labels; default: all)"
         },
     )
+    max_name_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "use at most this many `name` rows (official and translated labels, drawn at random) and every "
+            "clinical `query` row; max_train_samples then applies to the sum (default: no cap)"
+        },
+    )
     max_eval_queries: int | None = field(
         default=200, metadata={"help": "held-out queries per language (None: all of them)"}
     )
@@ -141,6 +148,7 @@ class TrainingRunConfig:
         """The allowed range of each numeric setting (checked when the config is made)."""
         return {
             "max_train_samples": AT_LEAST_ONE,
+            "max_name_rows": AT_LEAST_ONE,
             "max_eval_queries": AT_LEAST_ONE,
             "num_train_epochs": POSITIVE,
             "max_steps": Range(minimum=1, also=(-1,), note="train for num_train_epochs"),

@@ -152,6 +152,20 @@ def restrict_to_kinds(split: datasets.Dataset, kinds: list[str] | None) -> datas
     return kept
 
 
+def cap_name_rows(split: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """Every row not of kind `name`, and at most `limit` `name` rows drawn at random (all rows for None)."""
+    if limit is None:
+        return split
+    if "kind" not in split.column_names:
+        raise ConfigError("max_name_rows needs a `kind` column, which this dataset lacks")
+    kinds = split["kind"]
+    names = [i for i, kind in enumerate(kinds) if kind == "name"]
+    others = [i for i, kind in enumerate(kinds) if kind != "name"]
+    kept = sorted(others + random.Random(seed).sample(names, min(limit, len(names))))
+    logger.info("kept %d of %d name rows and all %d other rows", min(limit, len(names)), len(names), len(others))
+    return split.select(kept)
+
+
 def sample_rows(split: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
     """At most `limit` rows, drawn without replacement (all rows, shuffled, when `limit` is None)."""
     shuffled = split.shuffle(seed=seed)

@@ -189,6 +189,7 @@ def groups_key(config: RerankerConfig, data: training_data.TrainingData) -> str:
         eval_queries=config.max_eval_queries,
         eval_top_k=config.eval_top_k,
         kinds=config.train_kinds,
+        **({"name_rows": config.max_name_rows} if config.max_name_rows else {}),  # older caches stay valid
         held_out_format=2,  # held-out groups carry the bi-encoder's scores (fusion)
     )
 
@@ -209,6 +210,7 @@ def prepare_groups(
     codes = {entry.code for entry in corpus}
     split = training_data.restrict_to_codes(data.splits["train"], codes)
     split = training_data.restrict_to_kinds(split, config.train_kinds)
+    split = training_data.cap_name_rows(split, config.max_name_rows, config.seed)
     split = training_data.sample_rows(split, config.max_train_samples, config.seed)
     train_dataset = training_groups(split, catalog, searcher, config)
 

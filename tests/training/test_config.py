@@ -115,3 +115,24 @@ def test_train_kinds_keep_only_those_rows() -> None:
         BiEncoderConfig(train_kinds=["mention"])
     assert load_config(BiEncoderConfig, "cpu-zeroshot-bi-encoder").train_kinds == ["name"]
     assert load_config(RerankerConfig, "cpu-full-reranker").train_kinds == ["query"]
+
+
+def test_max_name_rows_caps_the_labels_and_keeps_every_clinical_row() -> None:
+    import datasets
+
+    from cie10.training.data import cap_name_rows
+
+    rows = datasets.Dataset.from_list(
+        [{"query": f"label {i}", "code": "J45.909", "language": "en", "kind": "name"} for i in range(6)]
+        + [{"query": f"crisis {i}", "code": "J45.901", "language": "es", "kind": "query"} for i in range(3)]
+    )
+    capped = cap_name_rows(rows, 2, seed=42)
+    assert capped["kind"].count("name") == 2 and capped["kind"].count("query") == 3
+    assert set(capped["query"]) < set(rows["query"]) and cap_name_rows(rows, 2, seed=42)["query"] == capped["query"]
+    assert len(cap_name_rows(rows, None, seed=42)) == 9 and len(cap_name_rows(rows, 100, seed=42)) == 9
+    with pytest.raises(ConfigError, match="needs a `kind` column"):
+        cap_name_rows(rows.remove_columns("kind"), 2, seed=42)
+    with pytest.raises(ConfigError, match="max_name_rows"):
+        BiEncoderConfig(max_name_rows=0)
+    preset = load_config(BiEncoderConfig, "cpu-full-bi-encoder")
+    assert preset.max_name_rows == 10000 and preset.max_train_samples is None
