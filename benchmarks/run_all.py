@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--model", default="", help="bi-encoder Hub id or folder, or `default` (untuned base model)")
     parser.add_argument("--reranker", default="", help="reranker Hub id or folder, `none`, or `standin`")
     parser.add_argument("--revision", default=None, help="version (tag) of the model, reranker and dataset")
+    parser.add_argument(
+        "--ablation",
+        default="",
+        help="the ablation's bi-encoder (same recipe, no CodiEsp-derived row), e.g. models/cie10-bi-zeroshot/final",
+    )
     parser.add_argument("--dataset", default="", help="synthetic dataset Hub id or folder, or `none`")
     parser.add_argument("--codes", default="", help="codes dataset the Space reads titles from")
     parser.add_argument("--codiesp", type=Path, default=CODIESP_DEV, help=f"CodiEsp dev folder (default {CODIESP_DEV})")
