@@ -5,10 +5,12 @@ inclusion terms, its own WHO / CIE-10 labels, translated labels) and optionally 
 (`"all+examples"`); a code's score is the best of its rows, and a hit says which name matched.
 
 Folder layout (`code_index/` inside a model repo): `embeddings.npy` (float16, L2-normalised, one title row per
-code), `codes.json` (their order), `names.npy` (the other rows, grouped by code), `rows.json` (every row:
-code, text, language, source) and `meta.json` (model, catalogue version, scope, names setting, counts). An index
-saved before names were kept (float32 `embeddings.npy` + `codes.json`) still loads. Building encodes rows
-shortest first and resumes from finished chunks, so an interrupted encode of the full catalogue does not start over.
+code), `codes.json` (their order), `names.npy` (the other rows, grouped by code), `rows.npz` (every row: code,
+text, language, source, held compactly: `IndexRows`) and `meta.json` (model, catalogue version, scope, names
+setting, counts). Older layouts still load: `rows.json` in place of `rows.npz`, and an index saved before names
+were kept (float32 `embeddings.npy` + `codes.json`). A loaded index maps its float16 files and reads the rows it
+needs from them (`RowFile`), so they never sit in memory. Building encodes rows shortest first and resumes from
+finished chunks, so an interrupted encode of the full catalogue does not start over.
 """
 
 from __future__ import annotations
@@ -27,8 +29,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cie10.catalog import Catalog, CodeEntry
-from cie10.errors import Cie10Error
 from cie10.generation.pairs import normalize_text
+from cie10.index_storage import (
+    LEGACY_ROWS_FILE,
+    ROWS_FILE,
+    IndexRow,
+    IndexRows,
+    IndexSettingError,
+    RowFile,
+    as_float16_rows,
+    read_rows_matrix,
+)
 from cie10.known_mentions import KnownMentions
 
 if TYPE_CHECKING:
@@ -70,20 +81,6 @@ SHORTLIST = 100
 NameTriples = dict[str, list[tuple[str, str, str]]]
 """code -> [(text, language, source)]: extra names (e.g. Apertium translations) or coded example mentions."""
 _QUERY_BLOCK = 64
-
-
-class IndexSettingError(Cie10Error):
-    """An unknown `names` setting or an index whose files disagree."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexRow:
-    """One row of the index: a name (or an example mention) of `code` in `language`, from `source`."""
-
-    code: str
-    text: str
-    language: str
-    source: str
 
 
 def check_names_setting(names: str) -> str:
@@ -173,15 +170,17 @@ class CodeIndex:
     """Normalised embeddings of the names of a set of codes, searched by cosine similarity.
 
     `embeddings` holds one row per code, its English title, in `codes` order (what older indexes held);
-    `name_embeddings` the code's other names, grouped by code, described by `rows` (every row, titles first).
-    A code's score is the best of its rows. Rows are float16; a search scans an int8 copy and rescores the
-    best `SHORTLIST` codes exactly from the float16 rows, in float32.
+    `name_embeddings` the code's other names, grouped by code, described by `rows` (every row, titles first;
+    `IndexRows` once constructed). A code's score is the best of its rows. Rows are float16; a search scans an
+    int8 copy and rescores the best `SHORTLIST` codes exactly from the float16 rows, in float32. A loaded index
+    maps its float16 files read-only (`embeddings` and `name_embeddings` are maps: nothing is read until used),
+    and its search reads the rows it needs from those files (`RowFile`): none of them is held in memory.
     """
 
     codes: list[str]
     embeddings: np.ndarray
     meta: dict = field(default_factory=dict)
-    rows: list[IndexRow] | None = None
+    rows: Sequence[IndexRow] | None = None
     """Every row (titles first); None for an index saved before names were kept (one title row per code)."""
     name_embeddings: np.ndarray | None = None
     known: KnownMentions | None = None
@@ -189,25 +188,26 @@ class CodeIndex:
 
     def __post_init__(self) -> None:
         self.row_of = {code: row for row, code in enumerate(self.codes)}
-        titles = np.asarray(self.embeddings)
-        dimension = titles.shape[1] if titles.ndim == 2 else 0
-        others = (
-            np.asarray(self.name_embeddings)
-            if self.name_embeddings is not None
-            else np.zeros((0, dimension), dtype=np.float16)
-        )
+        titles = as_float16_rows(self.embeddings)
+        others = as_float16_rows(self.name_embeddings, titles.shape[1])
         if self.rows is None and len(others):
             raise IndexSettingError("an index with name rows beyond the titles needs `rows` describing them")
         if len(titles) != len(self.codes):
             raise IndexSettingError(f"the index holds {len(titles)} title rows for {len(self.codes)} codes")
         if self.rows is not None and len(self.rows) != len(titles) + len(others):
             raise IndexSettingError(f"the index describes {len(self.rows)} rows but holds {len(titles) + len(others)}")
-        self.vectors = np.concatenate([titles, others]).astype(np.float16, copy=False) if len(others) else titles
-        self.vectors = self.vectors.astype(np.float16, copy=False)
-        self.embeddings = self.vectors[: len(self.codes)]
-        self.name_embeddings = self.vectors[len(self.codes) :]
-        extra_codes = [self.row_of[row.code] for row in (self.rows or [])[len(self.codes) :]]
-        self.row_code = np.concatenate([np.arange(len(self.codes)), np.asarray(extra_codes, dtype=np.int64)])
+        self.embeddings, self.name_embeddings = titles, others
+        self._files = (RowFile.of(titles), RowFile.of(others))
+        if self.rows is None:
+            self.row_code = np.arange(len(self.codes))
+        else:
+            if isinstance(self.rows, IndexRows):
+                self.rows = self.rows.with_codes(self.codes)
+            else:
+                self.rows = IndexRows.from_rows(self.rows, self.codes, self.row_of)
+            self.row_code = self.rows.code
+            if not np.array_equal(self.row_code[: len(self.codes)], np.arange(len(self.codes))):
+                raise IndexSettingError("the index's first rows must be its codes' titles, in `codes` order")
         order = np.argsort(self.row_code, kind="stable")  # each code's title row first, then its other rows
         self._code_rows = order
         self._code_start = np.searchsorted(self.row_code[order], np.arange(len(self.codes) + 1))
@@ -224,24 +224,47 @@ class CodeIndex:
     @property
     def num_rows(self) -> int:
         """Rows searched (titles and other names)."""
-        return len(self.vectors)
+        return len(self.embeddings) + len(self.name_embeddings)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every row, titles first, as one float16 matrix: a copy, for tools and tests (a search reads the parts)."""
+        return np.concatenate([self.embeddings, self.name_embeddings])
 
     def row(self, position: int) -> IndexRow | None:
         """What row `position` holds, or None for an old title-only index without `rows`."""
         return self.rows[position] if self.rows is not None and 0 <= position < len(self.rows) else None
 
     def memory_bytes(self) -> int:
-        """Bytes the search holds: float16 rows, plus the int8 rows and scales of the scan once a search built it."""
+        """Bytes the search reads: the float16 rows (read from their files, not held, in a loaded index), plus the
+        int8 rows and scales of the scan once a search built it."""
         scan = self._scanner.nbytes if self._scanner is not None else 0
-        return int(self.vectors.nbytes + scan)
+        return int(self.embeddings.nbytes + self.name_embeddings.nbytes + scan)
 
     def _scan(self) -> IntegerScan:
         """The int8 scan of every row (`cie10.inference.scan`), built on first use."""
         if self._scanner is None:
             from cie10.inference.scan import IntegerScan
 
-            self._scanner = IntegerScan(self.vectors)
+            self._scanner = IntegerScan(self._parts())
         return self._scanner
+
+    def _parts(self) -> list[np.ndarray | RowFile]:
+        """The title rows and the other rows, each read from its file where it is a mapped `.npy`."""
+        matrices = (self.embeddings, self.name_embeddings)
+        return [file if file is not None else matrix for file, matrix in zip(self._files, matrices, strict=True)]
+
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        """The float16 rows at `rows` (positions over the titles, then the other names), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        titles, others = self._parts()
+        taken = np.empty((len(rows), self.embeddings.shape[1]), dtype=np.float16)
+        title = rows < len(self.codes)
+        for part, chosen, offset in ((titles, title, 0), (others, ~title, len(self.codes))):
+            if chosen.any():
+                wanted = rows[chosen] - offset
+                taken[chosen] = part.take(wanted) if isinstance(part, RowFile) else part[wanted]
+        return taken
 
     def score_codes(self, query_embedding: np.ndarray, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Exact (best score, best row) of the codes at `positions` for one normalised query embedding."""
@@ -271,7 +294,7 @@ class CodeIndex:
         offsets = np.r_[0, np.cumsum(lengths)[:-1]]
         positions = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
         rows = self._code_rows[positions]
-        scores = self.vectors[rows].astype(np.float32) @ query
+        scores = self._take(rows).astype(np.float32) @ query
         owner = np.repeat(np.arange(len(candidates)), lengths)
         best = np.lexsort((-scores, owner))[offsets]
         return scores[best], rows[best]
@@ -318,20 +341,19 @@ class CodeIndex:
 
     def subset(self, codes: Sequence[str]) -> CodeIndex:
         """The index over `codes` only (all of which it must hold), in that order, with their other names."""
-        positions = [self.row_of[code] for code in codes]
-        extra: list[int] = []
-        for position in positions:
-            extra += [int(r) for r in self._code_rows[self._code_start[position] + 1 : self._code_start[position + 1]]]
-        rows = None if self.rows is None else [self.rows[p] for p in positions] + [self.rows[r] for r in extra]
+        positions = np.asarray([self.row_of[code] for code in codes], dtype=np.int64)
+        spans = [self._code_rows[self._code_start[p] + 1 : self._code_start[p + 1]] for p in positions.tolist()]
+        extra = np.concatenate(spans).astype(np.int64) if spans else np.zeros(0, dtype=np.int64)
+        rows = None if self.rows is None else self.rows.take(np.concatenate([positions, extra]), list(codes))
         meta = {**self.meta, "num_codes": len(positions), "num_rows": len(positions) + len(extra)}
         meta["subset_of_scope"] = self.meta.get("scope")
-        return CodeIndex(list(codes), self.vectors[positions], meta, rows, self.vectors[extra], self.known)
+        return CodeIndex(list(codes), self._take(positions), meta, rows, self._take(extra), self.known)
 
     def save(self, folder: Path) -> Path:
         """Write `<folder>/code_index/` (replacing an older one atomically); returns that path.
 
         `embeddings.npy` + `codes.json` keep one title row per code (what older readers expect); the other
-        names are `names.npy`, and `rows.json` describes every row ([code, text, language, source]).
+        names are `names.npy`, and `rows.npz` describes every row (`IndexRows.save`).
         """
         target = Path(folder) / INDEX_DIRNAME
         staging = target.with_name(f".{INDEX_DIRNAME}.tmp")
@@ -341,8 +363,7 @@ class CodeIndex:
         if len(self.name_embeddings):
             np.save(staging / "names.npy", self.name_embeddings)
         if self.rows is not None:
-            described = [[row.code, row.text, row.language, row.source] for row in self.rows]
-            (staging / "rows.json").write_text(json.dumps(described, ensure_ascii=False), encoding="utf-8")
+            self.rows.save(staging / ROWS_FILE)
         (staging / "codes.json").write_text(json.dumps(self.codes), encoding="utf-8")
         meta = {**self.meta, "dtype": "float16", "num_codes": len(self.codes), "num_rows": self.num_rows}
         (staging / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -354,17 +375,24 @@ class CodeIndex:
 
     @classmethod
     def load(cls, folder: Path) -> CodeIndex:
-        """Read an index from a model folder (or from the `code_index/` folder itself); old ones too."""
+        """Read an index from a model folder (or from the `code_index/` folder itself); old layouts too.
+
+        The float16 files are mapped read-only, not read: their pages are shared and evictable, and a search
+        reads back only the rows it rescores. Rows come from `rows.npz`, or from an older `rows.json`.
+        """
         folder = Path(folder)
         if (folder / INDEX_DIRNAME).is_dir():
             folder = folder / INDEX_DIRNAME
         codes = json.loads((folder / "codes.json").read_text(encoding="utf-8"))
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        rows = None
-        if (folder / "rows.json").exists():
-            rows = [IndexRow(*row) for row in json.loads((folder / "rows.json").read_text(encoding="utf-8"))]
-        names = np.load(folder / "names.npy") if (folder / "names.npy").exists() else None
-        return cls(codes, np.load(folder / "embeddings.npy"), meta, rows, names, KnownMentions.load(folder))
+        rows: IndexRows | None = None
+        if (folder / ROWS_FILE).exists():
+            rows = IndexRows.load(folder / ROWS_FILE, codes)
+        elif (folder / LEGACY_ROWS_FILE).exists():
+            rows = IndexRows.from_rows(json.loads((folder / LEGACY_ROWS_FILE).read_text(encoding="utf-8")), codes)
+        names = read_rows_matrix(folder / "names.npy") if (folder / "names.npy").exists() else None
+        titles = read_rows_matrix(folder / "embeddings.npy")
+        return cls(codes, titles, meta, rows, names, KnownMentions.load(folder))
 
     @classmethod
     def from_hub(cls, repo_id: str, revision: str | None = None) -> CodeIndex:
