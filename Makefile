@@ -68,4 +68,4 @@ lint: setup
 	$(BIN)/ruff format --check cie10 tests space benchmarks
 
 bench: model hub
-	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) $(BIN)/python -m benchmarks.run_all
+	HF_ENDPOINT=http://127.0.0.1:$(CIE10_HUB_PORT) $(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)

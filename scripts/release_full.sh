@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The full CPU recipe (issue 16), against the local Hub started by `make hub` (HF_ENDPOINT is set):
 # every offline source at full scope -> bi-encoder (cpu-full) -> reranker (cpu-full) -> CodiEsp dev and synthetic
-# test evaluation -> release as $CIE10_FULL_VERSION (default v2.0).
+# test evaluation -> release as $CIE10_FULL_VERSION (default v3.0) -> the zero-shot ablation.
+# Then `make bench BENCH_ARGS="--revision v3.0 --scope full --ablation models/cie10-bi-zeroshot/final"` measures it.
 # Resumable: rerun the same command after an interruption; a finished step is skipped (its run summary exists),
 # a training step continues from its last checkpoint. Run it in the background:
 #   nohup make release-full > release-full.log 2>&1 &
 set -euo pipefail
 cie10=".venv/bin/cie10"
-version="${CIE10_FULL_VERSION:-v2.0}"
+version="${CIE10_FULL_VERSION:-v3.0}"
 org="${CIE10_ORG:-cie10}"
 codiesp="${CIE10_CODIESP_DIR:-../shared/data/codiesp}"
 out="results/full"
