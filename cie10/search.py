@@ -3,7 +3,8 @@
 A query that is, once normalised (or loosely: accents, articles, plurals and word order aside), a mention coders
 already coded (the index's known mentions, CodiEsp train in the released models: `cie10.known_mentions`) ranks
 those codes first ("exact" hits: most often given first, then by the models; `matched_name` is the known mention);
-the models rank everything else after them.
+the models rank everything else after them. The reranker keeps that order: it reorders codes given equally often
+and the models' part.
 
 The Space, the eval harness and the benchmarks all call this one function-set; the Space only draws it.
 """
@@ -49,6 +50,9 @@ class Hit:
     matched_language: str | None = None
     exact: bool = False
     """The query matches a known mention (`matched_name`) coded with this code (`cie10.known_mentions`)."""
+    times_coded: int = 0
+    """How often coders gave this code to that known mention (0 for the models' hits): exact hits stay in this
+    order, reranked or not; the reranker orders codes given equally often, and the models' hits after them."""
 
 
 @dataclass
@@ -200,8 +204,8 @@ class CodeSearcher:
         ranked = sorted(zip(given, scores, strict=True), key=lambda item: (-item[0][1], -item[1]))
         language = self.known.meta.get("language")
         exact = [
-            Hit(0, self.index.codes[position], float(score), None, None, matched_text, language, exact=True)
-            for (position, _), score in ranked
+            Hit(0, self.index.codes[position], float(score), None, None, matched_text, language, True, count)
+            for (position, count), score in ranked
         ]
         known = {hit.code for hit in exact}
         return exact + [hit for hit in hits if hit.code not in known]
@@ -214,7 +218,8 @@ class CodeSearcher:
         for result in results:
             head = [replace(hit, rerank_score=float(next(scores))) for hit in result.hits[:rerank_top]]
             fused = fused_scores([hit.rerank_score for hit in head], [hit.score for hit in head], self.bi_weight)
-            order = np.lexsort((-fused, [not hit.exact for hit in head]))  # exact hits stay first
+            # exact hits stay first, most often given first; the fused score orders the rest and the ties
+            order = np.lexsort((-fused, [-hit.times_coded for hit in head], [not hit.exact for hit in head]))
             head = [replace(head[i], fused_score=float(fused[i])) for i in order]
             result.hits = head + result.hits[rerank_top:]
 

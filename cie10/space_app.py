@@ -925,6 +925,7 @@ class SpaceBackend:
             "rerank_score": None if hit.rerank_score is None else round(hit.rerank_score, 4),
             "matched_name": hit.matched_name,
             "exact": hit.exact,
+            "times_coded": hit.times_coded,
             "billable": entry.billable,
             "kind": entry.kind,
             "chapter": entry.chapter,
@@ -1108,8 +1109,8 @@ def render_hits(payload: dict[str, Any]) -> str:
             tag = '<span class="tag" title="no label in the chosen language">en</span>'
         if hit.get("exact"):
             tag += (
-                f'<span class="tag" title="the query is this code\'s name or a coded example mention: '
-                f'{esc(hit.get("matched_name") or "")}">exact</span>'
+                f'<span class="tag" title="the query is a mention coders gave this code '
+                f'{esc(str(hit.get("times_coded") or ""))} time(s): {esc(hit.get("matched_name") or "")}">exact</span>'
             )
         path = " › ".join(
             f'<span title="{esc(step["title"])}">{"Ch. " if step["code"].isdigit() else ""}{esc(step["code"])}</span>'

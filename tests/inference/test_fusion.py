@@ -107,3 +107,26 @@ def test_searcher_orders_the_shortlist_by_the_shipped_weight(
     assert reranked == bi_order  # a weight this large keeps the bi-encoder's order
     own_order, _ = first_codes(untuned)
     assert sorted(own_order) == sorted(bi_order)
+
+
+@pytest.mark.slow
+def test_the_reranker_keeps_known_mentions_in_the_order_coders_gave_them(
+    onnx_cross_encoder: Path, base_model_path: Path
+) -> None:
+    from cie10.catalog import load_catalog
+    from cie10.code_index import build_code_index
+    from cie10.inference import load_cross_encoder, load_encoder
+    from cie10.known_mentions import KnownMentions
+    from cie10.search import CodeSearcher
+
+    bi_encoder = load_encoder(str(base_model_path), backend="torch")
+    catalog = load_catalog()
+    index = build_code_index(bi_encoder, catalog, "full", names="title", codes=["J45.909", "K35.80", "I10", "R07.9"])
+    index.known = KnownMentions({"asma bronquial": {"train": {"I10": 3, "R07.9": 3, "K35.80": 1}}}, {"language": "es"})
+    reranker = load_cross_encoder(str(onnx_cross_encoder), backend="onnx")  # no fusion file: its own order
+    hits = CodeSearcher(bi_encoder, index, reranker, catalog).search("asma bronquial", top_k=4, rerank_top=4).hits
+
+    assert [hit.times_coded for hit in hits] == [3, 3, 1, 0] and [hit.exact for hit in hits] == [True] * 3 + [False]
+    assert {hit.code for hit in hits[:2]} == {"I10", "R07.9"} and hits[2].code == "K35.80"
+    assert hits[0].fused_score >= hits[1].fused_score  # codes given equally often: the reranker's order
+    assert hits[3].code == "J45.909"
