@@ -28,13 +28,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cie10 import hub
 from cie10.errors import Cie10Error
 from cie10.fusion import RERANK_EVIDENCE_FILE, rerank_comparison
 from cie10.model_cards import ReleaseRepo, ReleaseRepos, default_citation
 from cie10.settings import get_settings
+
+if TYPE_CHECKING:
+    from cie10.model_cards.scores import Artifact
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,21 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class ReleaseError(Cie10Error):
     """A release cannot go ahead (or stopped part-way): one message that says what to do."""
+
+
+def check_rerank_evidence(path: Path, bi: Artifact, reranker: Artifact) -> None:
+    """The Space's reranking default comes from this file: it must compare the two-stage system of the very models
+    being released with their bi-encoder's order (a ReleaseError otherwise)."""
+    results = json.loads(path.read_text(encoding="utf-8"))
+    rerank_comparison(results, path)
+    model = results.get("model") or {}
+    if not (bi.matches(model) and reranker.matches(model.get("reranker"))):
+        measured = model.get("path") or model.get("id") or "an unnamed model"
+        raise ReleaseError(
+            f"{path} measured {measured}, not the bi-encoder and reranker being released ({bi.folder}, "
+            f"{reranker.folder}): evaluate them with `cie10 evaluate codiesp --model {bi.folder} "
+            f"--reranker {reranker.folder} --baseline bi-order` and pass that results.json"
+        )
 
 
 def _default_synth() -> Path:
@@ -253,13 +271,13 @@ def stage_release(config: ReleaseConfig, repos: ReleaseRepos, root: Path) -> Sta
         ensure_onnx(folder)
     check_space_folder(Path(config.space))
     check_metric_folder(Path(config.harness), repos)
+    bi_artifact = Artifact(Path(config.bi), repos.bi.repo_id)
+    reranker_artifact = Artifact(Path(config.reranker), repos.reranker.repo_id)
     if config.rerank_evidence is not None:
-        rerank_comparison(json.loads(Path(config.rerank_evidence).read_text(encoding="utf-8")), config.rerank_evidence)
+        check_rerank_evidence(Path(config.rerank_evidence), bi_artifact, reranker_artifact)
     synth = read_synth(Path(config.synth))
     logger.info("release %s: reading the harness results and the catalogue", config.version)
     catalog = load_catalog()
-    bi_artifact = Artifact(Path(config.bi), repos.bi.repo_id)
-    reranker_artifact = Artifact(Path(config.reranker), repos.reranker.repo_id)
     explicit = bool(config.results)
     paths = [p for root_ in (config.results or [RESULTS_DIR]) for p in find_results(Path(root_))]
     scores = load_release_scores(

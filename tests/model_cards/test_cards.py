@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -200,3 +201,55 @@ def test_cli_dry_run_prints_the_plan(release_v2, codes_folder, tmp_path: Path, c
     out = capsys.readouterr().out
     assert "cie10-test/cie10-bi" in out and out.count("staged") == 6 and "nothing was published" in out
     assert (tmp_path / "space" / "README.md").is_file()
+
+
+def _codiesp_comparison(bi: Path, reranker: Path, low: float, high: float, system: str = "final+final") -> dict:
+    """A harness `results.json` of CodiEsp dev mentions: the two-stage system of these models against its bi-order."""
+    comparison = {
+        "system": system,
+        "baseline": "bi-order",
+        "language": "all",
+        "metric": "mrr_at_10",
+        "system_score": 0.803,
+        "baseline_score": 0.799,
+        "ci_low": low,
+        "ci_high": high,
+        "num_queries": 3431,
+    }
+    model = {
+        "id": str(bi),
+        "path": str(bi.resolve()),
+        "reranker": {"id": str(reranker), "path": str(reranker.resolve())},
+    }
+    return {"name": system, "model": model, "dataset": {"name": "CodiEsp", "split": "dev"}, "comparisons": [comparison]}
+
+
+def test_the_release_ships_its_codiesp_comparison_and_the_space_follows_it(
+    release_v1, release_v2, codes_folder, tmp_path: Path
+) -> None:
+    from cie10.fusion import RERANK_EVIDENCE_FILE
+    from cie10.space_app import _reranker_evidence
+
+    def released_with(evidence: dict, stage: Path) -> Path:
+        evidence_file = tmp_path / f"{stage.name}.json"
+        evidence_file.write_text(json.dumps(evidence))
+        config = release_v2.config("v1.1", codes=codes_folder, stage_dir=stage, dry_run=True)
+        release(dataclasses.replace(config, rerank_evidence=evidence_file))
+        assert json.loads((stage / "reranker" / RERANK_EVIDENCE_FILE).read_text()) == evidence
+        return stage / "reranker"
+
+    models = (release_v2.bi, release_v2.reranker)
+    evidence = _reranker_evidence(str(released_with(_codiesp_comparison(*models, 0.002, 0.005), tmp_path / "a")), None)
+    assert evidence is not None and evidence.helps and evidence.gain_ci == (0.002, 0.005)
+    assert "CodiEsp dev (3,431 queries, measured at release)" in evidence.describe()
+    within_noise = released_with(_codiesp_comparison(*models, -0.001, 0.005), tmp_path / "b")
+    assert not _reranker_evidence(str(within_noise), None).helps  # the Space leaves reranking off
+
+    refused = tmp_path / "refused"
+    for evidence, message in (
+        (_codiesp_comparison(*models, 0.002, 0.005, system="x") | {"name": "y"}, "compares no reranked system"),
+        (_codiesp_comparison(release_v1.bi, release_v1.reranker, 0.002, 0.005), "not the bi-encoder and reranker"),
+    ):
+        with pytest.raises(Cie10Error, match=message):
+            released_with(evidence, refused)
+        assert not (refused / "reranker").exists()  # refused before anything is staged
