@@ -520,6 +520,16 @@ def default_model_path() -> Path:
     return build_default_model()
 
 
+def ensure_onnx_export(folder: Path) -> None:
+    """Export the embedded model to ONNX in its own cache folder, once (about a minute on 2 cores): its large
+    encodes (the catalogue for the harness and for a trainer's mining) run on the ONNX workers."""
+    from cie10.inference.export import export_is_current, export_onnx
+
+    if not export_is_current(folder):
+        logger.info("exporting the embedded base model to ONNX once (cached in %s/onnx)", folder)
+        export_onnx(folder, quality=False)
+
+
 def resolve_model(name_or_path: str | None) -> str:
     """`"default"` (or empty) -> the embedded model's folder; a Hub id or a path is returned unchanged."""
     name = (name_or_path or "").strip()

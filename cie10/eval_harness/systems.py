@@ -230,7 +230,9 @@ def load_model(
 
         path = _embedded_base_path()
         if backend != "torch" and not cross_encoder:
-            _ensure_onnx(Path(path))
+            from cie10.embedded_model import ensure_onnx_export
+
+            ensure_onnx_export(Path(path))
         info.update(id="default", path=path, resolved_revision=None, description=EMBEDDED_MODEL_DESCRIPTION)
         provenance = Path(path) / "provenance.json"
         if provenance.exists():
@@ -260,15 +262,6 @@ def load_model(
         info["onnx_file"] = model.file_name
     stored = None if cross_encoder else _stored_index(model_id, revision, path)
     return LoadedModel(model, info, stored)
-
-
-def _ensure_onnx(folder: Path) -> None:
-    """Export the embedded base model to ONNX in its own cache folder, once (about a minute on 2 cores)."""
-    from cie10.inference.export import export_is_current, export_onnx
-
-    if not export_is_current(folder):
-        logger.info("exporting the embedded base model to ONNX once (cached in %s/onnx)", folder)
-        export_onnx(folder, quality=False)
 
 
 def _stored_index(model_id: str, revision: str | None, path: str | None) -> CodeIndex | None:

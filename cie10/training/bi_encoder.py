@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cie10 import embedded_model
 from cie10.catalog import SCOPES, Catalog, CodeEntry, load_catalog
 from cie10.code_index import (
     DOCUMENT_PROMPT_NAME,
@@ -76,6 +77,9 @@ def train_bi_encoder(config: BiEncoderConfig, *, callbacks: list[Any] | None = N
 
     # 2. Load the data: each mention with its code's title and hard negatives mined over the corpus
     #    (the base model encodes the corpus once, for the mining and for its own evaluation)
+    if base.name == embedded_model.DEFAULT_MODEL_NAME:
+        with state.main_process_first():
+            embedded_model.ensure_onnx_export(Path(base.load_path))  # its ONNX workers encode the corpus
     base_corpus = CorpusEmbeddings(
         fast_document_encoder(base.load_path, model), corpus, show_progress_bar=config.show_progress_bar
     )
