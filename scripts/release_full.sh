@@ -48,13 +48,21 @@ fi
 
 step "5. evaluation over all codes: the synthetic test (six languages) and CodiEsp dev (all and unseen mentions,
 documents), the two-stage system beside its bi-encoder order, its title-only index, BM25 and the untuned base"
+# an evaluation newer than both models is kept (a rerun after an interruption goes straight on)
+evaluated() { [[ -n "$1" && "$1" -nt models/cie10-bi/run_summary.json && "$1" -nt models/cie10-rerank/run_summary.json ]]; }
+synthetic_results=$(ls "$out"/synthetic/final__*/results.json 2>/dev/null | head -1 || true)
+if evaluated "$synthetic_results"; then echo "done earlier: $synthetic_results"; else
 "$cie10" evaluate --model models/cie10-bi/final --reranker models/cie10-rerank/final \
     --dataset "$org/cie10-synth" --split test --scope full \
     --baseline bi-order --baseline no-exact --baseline titles --baseline bm25 --baseline base --out "$out/synthetic"
+fi
+codiesp_results=$(ls "$out"/codiesp/final__*/documents/results.json 2>/dev/null | head -1 || true)
+if evaluated "$codiesp_results"; then echo "done earlier: $codiesp_results"; else
 "$cie10" evaluate codiesp --folder "$codiesp/dev" --model models/cie10-bi/final \
     --reranker models/cie10-rerank/final --scope full \
     --baseline bi-order --baseline no-exact --baseline titles --baseline lookup --baseline bm25-en-es --baseline base \
     --out "$out/codiesp"
+fi
 
 step "6. release $version"
 # the cards' numbers: the synthetic test; the Space's reranking default: the CodiEsp dev mention comparison
