@@ -116,8 +116,9 @@ TARGETS: dict[str, Target] = {
             "MB",
             False,
             "e5's tokenizer (~280 MB) and lingua's seven Latin-script models (~190 MB) are the largest parts "
-            "(docs/inference.md): a lighter language detector that still names the Space's examples right, the "
-            "index's float16 rows memory-mapped (only rescored rows resident), or serve without the reranker",
+            "(docs/inference.md; the index's float16 rows are already mapped, only rescored rows read): a lighter "
+            "language detector that still names the Space's examples right (lingua's low-accuracy mode misnames "
+            "four of them), or serve without the reranker",
         ),
     )
 }
