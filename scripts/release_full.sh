@@ -59,7 +59,8 @@ if evaluated "$synthetic_results"; then echo "done earlier: $synthetic_results";
     --dataset "$org/cie10-synth" --split test --scope full \
     --baseline bi-order --baseline no-exact --baseline titles --baseline bm25 --baseline base --out "$out/synthetic"
 fi
-codiesp_results=$(ls "$out"/codiesp/final__*/mentions/results.json 2>/dev/null | head -1 || true)
+# the unseen mentions are scored last: their results mark the step done (an interruption before them reruns it)
+codiesp_results=$(ls "$out"/codiesp/final__*/mentions-unseen/results.json 2>/dev/null | head -1 || true)
 if evaluated "$codiesp_results"; then echo "done earlier: $codiesp_results"; else
 "$cie10" evaluate codiesp --folder "$codiesp/dev" --model models/cie10-bi/final \
     --reranker models/cie10-rerank/final --scope full \
