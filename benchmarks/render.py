@@ -213,6 +213,13 @@ def _language_table(rows: list[dict[str, Any]], metric: str) -> str:
     return table(["system", *headers], body)
 
 
+def _not_scored_line(skipped: dict[str, str] | None) -> str:
+    """A sentence under a table naming the systems left out of it, and why."""
+    if not skipped:
+        return ""
+    return "\n\n" + " ".join(f"Not scored here: `{name}`: {reason}." for name, reason in skipped.items())
+
+
 def quality_section(result: dict[str, Any]) -> str:
     """CodiEsp mention and document tables and the synthetic test per-language tables, for each searched scope."""
     if _unavailable(result):
@@ -232,6 +239,7 @@ def quality_section(result: dict[str, Any]) -> str:
         documents = [row for row in rows if row["set"] == "codiesp-documents"]
         synthetic = [row for row in rows if row["set"] == "synthetic-test"]
         coverage = info.get("coverage", {})
+        not_scored = data.get("not_scored", {})
         if mentions or documents:
             sampled = []
             if codiesp.get("sampled_mentions"):
@@ -271,6 +279,7 @@ def quality_section(result: dict[str, Any]) -> str:
                 + _coverage_line(coverage.get("codiesp-documents"), "Coverage")
                 + ".\n\n"
                 + _metric_table(documents, DOCUMENT_COLUMNS, retrievable="MAP@10")
+                + _not_scored_line(not_scored.get("codiesp-documents"))
             )
         if synthetic:
             parts.append(
@@ -282,6 +291,7 @@ def quality_section(result: dict[str, Any]) -> str:
                 + _language_table(synthetic, "mrr_at_10")
                 + "\n\nAcc@1 by query language:\n\n"
                 + _language_table(synthetic, "recall_at_1")
+                + _not_scored_line(not_scored.get("synthetic-test"))
             )
         else:
             reason = _unavailable(data["runs"].get(f"{scope}/synthetic-test"))
