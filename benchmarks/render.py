@@ -213,6 +213,19 @@ def _language_table(rows: list[dict[str, Any]], metric: str) -> str:
     return table(["system", *headers], body)
 
 
+def _document_method(run: Any) -> str:
+    """How the run searched a document: sentences and clauses (with the reranker's depth), or sentences alone."""
+    settings = run.get("settings", {}) if isinstance(run, dict) else {}
+    if "per_segment_k" not in settings:
+        return "a code's score is its best sentence's"
+    top = settings["per_segment_k"]
+    return (
+        "each sentence and each of its clauses searched; a code's score is its best as "
+        + ("a segment's top code" if top == 1 else f"one of a segment's top {top} codes")
+        + f"; the reranker reorders {settings.get('document_rerank_top')} candidates per segment"
+    )
+
+
 def _not_scored_line(skipped: dict[str, str] | None) -> str:
     """A sentence under a table naming the systems left out of it, and why."""
     if not skipped:
@@ -275,7 +288,8 @@ def quality_section(result: dict[str, Any]) -> str:
         if documents:
             count = next((r["num_queries"] for r in documents if r["subset"] == "all"), None)
             parts.append(
-                f"Document → code set ({count:,} documents; a code's score is its best sentence's). "
+                f"Document → code set ({count:,} documents; "
+                f"{_document_method(data['runs'].get(scope + '/codiesp-documents'))}). "
                 + _coverage_line(coverage.get("codiesp-documents"), "Coverage")
                 + ".\n\n"
                 + _metric_table(documents, DOCUMENT_COLUMNS, retrievable="MAP@10")

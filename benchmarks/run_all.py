@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--max-synth-per-language", type=int, default=None, help="synthetic queries per language")
     parser.add_argument("--n-resamples", type=int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--rerank-top", type=int, default=20)
+    parser.add_argument(
+        "--document-rerank-top", type=int, default=5, help="reranked candidates per sentence or clause of a document"
+    )
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument(
         "--scale-sizes", type=int, nargs="+", default=[1000, 10000], help="index sizes whose build is measured"

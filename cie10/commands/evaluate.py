@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from cie10.catalog import SCOPES
+from cie10.eval_harness.codiesp import DEFAULT_PER_SEGMENT_K, SEGMENTATIONS
 from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
 from cie10.settings import BACKENDS, DEFAULT_BACKEND
 
@@ -130,10 +131,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mentions, documents (default: both)",
     )
     codiesp.add_argument(
+        "--per-segment-k",
         "--per-sentence-k",
-        type=int_option("--per-sentence-k", AT_LEAST_ONE),
-        default=10,
-        help="codes kept per sentence (document level)",
+        dest="per_segment_k",
+        type=int_option("--per-segment-k", AT_LEAST_ONE),
+        default=DEFAULT_PER_SEGMENT_K,
+        help="codes a document keeps from each searched sentence or clause (default %(default)s)",
+    )
+    codiesp.add_argument(
+        "--segmentation",
+        choices=SEGMENTATIONS,
+        default=SEGMENTATIONS[0],
+        help="document level: search each sentence and its clauses, or sentences alone (default %(default)s)",
     )
     _add_system_options(codiesp, default_baselines="bm25, bm25-en-es and base")
     codiesp.set_defaults(func=_codiesp)
@@ -223,7 +232,9 @@ def _codiesp(args: argparse.Namespace) -> int:
 
     config = _config(args, str(args.folder), DEFAULT_BASELINES)
     config.split = Path(args.folder).name
-    runs = evaluate_codiesp(config, args.levels or LEVELS, per_sentence_k=args.per_sentence_k)
+    runs = evaluate_codiesp(
+        config, args.levels or LEVELS, per_segment_k=args.per_segment_k, segmentation=args.segmentation
+    )
     for run in runs.values():
         _print(render_markdown(run))
     _print(f"results: {run_folder(config)}")

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from cie10.eval_harness.codiesp import DocumentRanker, read_codiesp, split_sentences
+from cie10.eval_harness.codiesp import (
+    DocumentRanker,
+    document_segments,
+    read_codiesp,
+    split_clauses,
+    split_sentences,
+)
 from cie10.eval_harness.data import EvaluationInputError
 from cie10.eval_harness.runner import evaluate_systems
 from cie10.eval_harness.systems import bm25_system, select_codes
@@ -63,6 +69,34 @@ def test_split_sentences() -> None:
     assert split_sentences(text) == ["Varón de 67 años.", "Acude por dolor;", "sin fiebre.", "EKG:", "normal."]
 
 
+def test_split_clauses_cuts_at_commas_and_joining_words() -> None:
+    sentence = "Ingresa por dolor torácico, disnea y fiebre secundaria a neumonía con derrame pleural."
+    assert split_clauses(sentence) == [
+        "Ingresa",
+        "dolor torácico",
+        "disnea",
+        "fiebre",
+        "neumonía",
+        "derrame pleural.",
+    ]
+    assert split_clauses("Hipertensión arterial.") == ["Hipertensión arterial."]
+
+
+def test_document_segments_keep_each_sentence_and_add_its_clauses() -> None:
+    document = "Fiebre alta y tos seca. Sin alergias.\nEKG: normal."
+    assert document_segments(document, "sentences") == ["Fiebre alta y tos seca.", "Sin alergias.", "EKG:", "normal."]
+    assert document_segments(document) == [
+        "Fiebre alta y tos seca.",
+        "Fiebre alta",
+        "tos seca.",
+        "Sin alergias.",
+        "EKG:",
+        "normal.",
+    ]
+    with pytest.raises(EvaluationInputError, match="unknown segmentation 'words'"):
+        document_segments(document, "words")
+
+
 class _FakeSystem:
     name = "fake"
 
@@ -73,15 +107,26 @@ class _FakeSystem:
         table = {
             "fiebre alta.": [("R50.9", 0.9), ("R50.2", 0.4)],
             "tos seca.": [("R05.9", 0.7), ("R50.9", 0.95)],
+            "fiebre alta y tos seca.": [("R50.9", 0.6), ("R05.9", 0.5)],
+            "fiebre alta": [("R50.9", 0.92), ("R50.2", 0.8)],
         }
         return [table.get(query, [])[:top_k] for query in queries]
 
 
-def test_document_ranker_keeps_each_codes_best_sentence() -> None:
-    ranker = DocumentRanker(_FakeSystem(), per_sentence_k=5)
+def test_document_ranker_keeps_each_codes_best_segment() -> None:
+    ranker = DocumentRanker(_FakeSystem(), per_segment_k=5, segmentation="sentences")
     (ranking,) = ranker.rank(["fiebre alta. tos seca."], 10)
     assert ranking == [("R50.9", 0.95), ("R05.9", 0.7), ("R50.2", 0.4)]
-    assert ranker.describe()["document_level"]["aggregation"] == "max over sentences"
+    assert ranker.describe()["document_level"]["aggregation"] == "max over segments"
+
+
+def test_document_ranker_takes_each_clauses_top_code_by_default() -> None:
+    ranker = DocumentRanker(_FakeSystem())  # sentences and clauses, one code from each
+    (ranking,) = ranker.rank(["fiebre alta y tos seca."], 10)
+    # R50.9 scores 0.95 as the second code of "tos seca." and R50.2 is no segment's top code: neither counts
+    assert ranking == [("R50.9", 0.92), ("R05.9", 0.7)]
+    described = ranker.describe()["document_level"]
+    assert described["segmentation"] == "sentences+clauses" and described["per_segment_k"] == 1
 
 
 def _candidate_codes(catalog, split) -> list[str]:
