@@ -17,6 +17,7 @@ lower case: they are normalized, and those no longer in ICD-10-CM 2026 are count
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -36,7 +37,7 @@ from cie10.eval_harness.runner import (
     evaluate_systems,
     run_folder,
 )
-from cie10.eval_harness.systems import Ranking, RetrievalSystem
+from cie10.eval_harness.systems import DenseSystem, Ranking, RetrievalSystem
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ SEGMENTATIONS: tuple[str, ...] = ("sentences+clauses", "sentences")
 DEFAULT_PER_SEGMENT_K = 1
 """Codes a document keeps from each searched sentence or clause: its best one (on CodiEsp *train* documents,
 more codes per segment only added noise: docs/evaluation.md)."""
+DEFAULT_DOCUMENT_RERANK_TOP = 5
+"""Candidates a reranked system reorders per sentence or clause of a document (~70 per document): 20 made the
+reranked pass over CodiEsp's 250 dev documents ~100 min on 2 cores, 5 a quarter of that, with the same MAP@10
+on 12 CodiEsp *train* documents (docs/evaluation.md)."""
 
 
 @dataclass(frozen=True)
@@ -241,9 +246,12 @@ class DocumentRanker:
         system: RetrievalSystem,
         per_segment_k: int = DEFAULT_PER_SEGMENT_K,
         segmentation: str = SEGMENTATIONS[0],
+        rerank_top: int | None = DEFAULT_DOCUMENT_RERANK_TOP,
     ) -> None:
         if segmentation not in SEGMENTATIONS:
             raise EvaluationInputError(f"unknown segmentation {segmentation!r}: choose {', '.join(SEGMENTATIONS)}")
+        if rerank_top is not None and isinstance(system, DenseSystem) and system.reranker_info is not None:
+            system = dataclasses.replace(system, rerank_top=rerank_top)  # the same models and index, less reranking
         self.system = system
         self.name = system.name
         self.per_segment_k = per_segment_k
@@ -306,6 +314,7 @@ def evaluate_codiesp(
     levels: Sequence[str] = LEVELS,
     per_segment_k: int = DEFAULT_PER_SEGMENT_K,
     segmentation: str = SEGMENTATIONS[0],
+    document_rerank_top: int | None = DEFAULT_DOCUMENT_RERANK_TOP,
 ) -> dict[str, EvaluationRun]:
     """Score the model and baselines at mention and/or document level; `config.dataset` is the folder."""
     unknown = [level for level in levels if level not in LEVELS]
@@ -324,8 +333,16 @@ def evaluate_codiesp(
     runs = {}
     for level, eval_set in eval_sets.items():
         documents = level == "documents"
-        level_systems = [DocumentRanker(s, per_segment_k, segmentation) for s in systems] if documents else systems
-        document_settings = {"segmentation": segmentation, "per_segment_k": per_segment_k} if documents else {}
+        level_systems = (
+            [DocumentRanker(s, per_segment_k, segmentation, document_rerank_top) for s in systems]
+            if documents
+            else systems
+        )
+        document_settings = (
+            {"segmentation": segmentation, "per_segment_k": per_segment_k, "document_rerank_top": document_rerank_top}
+            if documents
+            else {}
+        )
         out = run_folder(config) / level if config.out is not None else None
         runs[level] = evaluate_systems(
             eval_set,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cie10.eval_harness.codiesp import (
+    DEFAULT_DOCUMENT_RERANK_TOP,
     DocumentRanker,
     document_segments,
     read_codiesp,
@@ -16,7 +17,7 @@ from cie10.eval_harness.codiesp import (
 )
 from cie10.eval_harness.data import EvaluationInputError
 from cie10.eval_harness.runner import evaluate_systems
-from cie10.eval_harness.systems import bm25_system, select_codes
+from cie10.eval_harness.systems import DenseSystem, bm25_system, select_codes
 from tests.eval_harness.conftest import CODIESP_FIXTURE
 
 REAL_CODIESP = Path("/work/shared/data/codiesp/dev")
@@ -213,3 +214,12 @@ def test_unseen_mentions_are_the_dev_mentions_no_train_mention_matches() -> None
     assert sum(normalize_text(query) in seen_texts for query in mentions.queries) == len(mentions) - len(unseen)
     assert 0.3 < len(unseen) / len(mentions) < 0.5  # 59% of dev mentions occur among the train mentions
     assert unseen.source["level"] == UNSEEN_LEVEL and unseen.source["unseen_of"] == len(mentions)
+
+
+def test_document_ranker_reranks_fewer_candidates_per_segment() -> None:
+    reranked = DenseSystem("bi+rerank", searcher=None, model_info={}, reranker_info={"id": "r"}, rerank_top=20)
+    assert DocumentRanker(reranked).describe()["rerank_top"] == DEFAULT_DOCUMENT_RERANK_TOP
+    assert DocumentRanker(reranked, rerank_top=None).describe()["rerank_top"] == 20
+    assert reranked.rerank_top == 20  # the mention-level system is left as it was
+    plain = DenseSystem("bi", searcher=None, model_info={})
+    assert DocumentRanker(plain).describe()["rerank_top"] is None  # nothing to rerank
