@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cie10.eval_harness.codiesp import (
-    DEFAULT_DOCUMENT_RERANK_TOP,
-    DocumentRanker,
-    document_segments,
-    read_codiesp,
-    split_clauses,
-    split_sentences,
-)
+from cie10.eval_harness.codiesp import DEFAULT_DOCUMENT_RERANK_TOP, DocumentRanker, read_codiesp
 from cie10.eval_harness.data import EvaluationInputError
 from cie10.eval_harness.runner import evaluate_systems
 from cie10.eval_harness.systems import DenseSystem, bm25_system, select_codes
@@ -63,39 +56,6 @@ def test_bad_folders(tmp_path: Path) -> None:
     (tmp_path / "devX.tsv").write_text("doc1\tDIAGNOSTICO\n")
     with pytest.raises(EvaluationInputError, match=r"devX\.tsv:1: expected at least 4"):
         read_codiesp(tmp_path)
-
-
-def test_split_sentences() -> None:
-    text = "Varón de 67 años. Acude por dolor; sin fiebre.\nEKG: normal.\n\n"
-    assert split_sentences(text) == ["Varón de 67 años.", "Acude por dolor;", "sin fiebre.", "EKG:", "normal."]
-
-
-def test_split_clauses_cuts_at_commas_and_joining_words() -> None:
-    sentence = "Ingresa por dolor torácico, disnea y fiebre secundaria a neumonía con derrame pleural."
-    assert split_clauses(sentence) == [
-        "Ingresa",
-        "dolor torácico",
-        "disnea",
-        "fiebre",
-        "neumonía",
-        "derrame pleural.",
-    ]
-    assert split_clauses("Hipertensión arterial.") == ["Hipertensión arterial."]
-
-
-def test_document_segments_keep_each_sentence_and_add_its_clauses() -> None:
-    document = "Fiebre alta y tos seca. Sin alergias.\nEKG: normal."
-    assert document_segments(document, "sentences") == ["Fiebre alta y tos seca.", "Sin alergias.", "EKG:", "normal."]
-    assert document_segments(document) == [
-        "Fiebre alta y tos seca.",
-        "Fiebre alta",
-        "tos seca.",
-        "Sin alergias.",
-        "EKG:",
-        "normal.",
-    ]
-    with pytest.raises(EvaluationInputError, match="unknown segmentation 'words'"):
-        document_segments(document, "words")
 
 
 class _FakeSystem:
