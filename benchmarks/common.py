@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from cie10.eval_harness.codiesp import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K
 from cie10.eval_harness.results import git_state, package_versions, write_text_atomic
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)

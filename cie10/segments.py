@@ -19,6 +19,13 @@ _CLAUSE_BREAK = re.compile(r",\s+|\s+(?:y|e|con|junto a|secundari[oa]s? a|por)\s
 MIN_SEGMENT_CHARS = 3
 SEGMENTATIONS: tuple[str, ...] = ("sentences+clauses", "sentences")
 """How a note is cut into queries: each sentence and its clauses (the default), or sentences alone."""
+DEFAULT_PER_SEGMENT_K = 1
+"""Codes a note keeps from each searched sentence or clause: its best one (on CodiEsp *train* documents,
+more codes per segment only added noise: docs/evaluation.md)."""
+DEFAULT_DOCUMENT_RERANK_TOP = 5
+"""Candidates a reranked system reorders per sentence or clause of a note (~70 per document): 20 made the
+reranked pass over CodiEsp's 250 dev documents ~100 min on 2 cores, 5 a quarter of that, with the same MAP@10
+on 12 CodiEsp *train* documents (docs/evaluation.md)."""
 
 
 class UnknownSegmentationError(ConfigError):

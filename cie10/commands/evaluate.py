@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 from cie10.catalog import SCOPES
-from cie10.eval_harness.codiesp import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K
 from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
-from cie10.segments import SEGMENTATIONS
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K, SEGMENTATIONS
 from cie10.settings import BACKENDS, DEFAULT_BACKEND
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,14 @@ from cie10.eval_harness.runner import (
     run_folder,
 )
 from cie10.eval_harness.systems import DenseSystem, Ranking, RetrievalSystem
-from cie10.segments import SEGMENTATIONS, best_per_code, check_segmentation, note_segments
+from cie10.segments import (
+    DEFAULT_DOCUMENT_RERANK_TOP,
+    DEFAULT_PER_SEGMENT_K,
+    SEGMENTATIONS,
+    best_per_code,
+    check_segmentation,
+    note_segments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +54,6 @@ LEVELS: tuple[str, ...] = ("mentions", "documents")
 UNSEEN_LEVEL = "mentions-unseen"
 """The mentions whose normalised text is no CodiEsp training mention: the generalisation number."""
 DEFAULT_BASELINES: tuple[str, ...] = ("bm25", "bm25-en-es", "base")
-DEFAULT_PER_SEGMENT_K = 1
-"""Codes a document keeps from each searched sentence or clause: its best one (on CodiEsp *train* documents,
-more codes per segment only added noise: docs/evaluation.md)."""
-DEFAULT_DOCUMENT_RERANK_TOP = 5
-"""Candidates a reranked system reorders per sentence or clause of a document (~70 per document): 20 made the
-reranked pass over CodiEsp's 250 dev documents ~100 min on 2 cores, 5 a quarter of that, with the same MAP@10
-on 12 CodiEsp *train* documents (docs/evaluation.md)."""
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,37 @@ def test_header_links_coverage_and_unsupported_language(
         raise
     finally:
         page.close()
+
+
+def test_clinical_note_tab(browser_context, space_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_context.new_page()
+    try:
+        page.goto(space_url, wait_until="domcontentloaded")
+        rerank = page.locator("#rerank input[type=checkbox]")
+        expect(rerank).to_be_visible(timeout=60_000)
+        rerank.uncheck()  # the test reranker's head is untrained: it would pick each passage's code at random
+        page.get_by_role("tab", name="Clinical note").click()
+        note = page.locator("#note-text textarea")
+        expect(note).to_be_visible()
+        note.fill("Mujer de 70 años con fibrilación auricular, que ingresa por embolia pulmonar y bronquitis aguda.")
+        page.locator("#note-button").click()
+        results = page.locator("#note-results")
+        expect(results.locator("th", has_text="Found in")).to_be_visible()
+        expect(page.locator("#note-status")).to_contain_text("sentences and clauses searched")
+        codes = results.locator("tbody tr").evaluate_all("rows => rows.map(row => row.dataset.code)")
+        assert {"I26", "I48"} <= {code[:3] for code in codes}, codes
+        expect(results.locator("td.segment", has_text="embolia pulmonar").first).to_be_visible()
+
+        note.fill("  ")
+        page.locator("#note-button").click()
+        expect(page.locator("#note-status")).to_contain_text("Empty note")
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "space-note-failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+        raise
+    finally:
+        page.close()
