@@ -148,6 +148,7 @@ def test_cli_codiesp(tiny_bi_encoder: Path, tmp_path: Path, capsys) -> None:
         [
             "evaluate", "codiesp", "--folder", str(CODIESP_FIXTURE), "--model", str(tiny_bi_encoder),
             "--baseline", "bm25-en-es", "--scope", "categories", "--out", str(tmp_path), "--resamples", "50",
+            "--segmentation", "sentences", "--per-segment-k", "3",
         ]
     )  # fmt: skip
     assert code == 0
@@ -160,6 +161,8 @@ def test_cli_codiesp(tiny_bi_encoder: Path, tmp_path: Path, capsys) -> None:
         assert [b["name"] for b in data["baselines"]] == ["bm25-en-es"]
         # at scope `categories` most gold codes are outside the searched codes: counted, kept as misses
         assert data["gold_coverage"]["outside_searched_codes"]["distinct"] > 0
+    documents = json.loads((run_dir / "documents" / "results.json").read_text())
+    assert documents["settings"]["segmentation"] == "sentences" and documents["settings"]["per_segment_k"] == 3
 
 
 def test_unseen_mentions_are_the_dev_mentions_no_train_mention_matches() -> None:
