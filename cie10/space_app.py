@@ -1276,15 +1276,9 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
     ) -> dict:
         """Codes for a whole clinical note: every sentence and clause is searched; each hit is a /search hit plus
         the `segment` (sentence or clause) that found it. Returns {segments, language, hits, timings, warnings}."""
+        options = {"billable_only": billable_only, "chapter": chapter, "display_language": display_language}
         try:
-            return backend.search_note(
-                note,
-                top_k=top_k,
-                rerank=rerank,
-                billable_only=billable_only,
-                chapter=chapter,
-                display_language=display_language,
-            )
+            return backend.search_note(note, top_k=top_k, rerank=rerank, **options)
         except Cie10Error as error:
             raise gr.Error(str(error), print_exception=False) from None
 
@@ -1312,15 +1306,9 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         return render_status(payload), render_hits(payload)
 
     def ui_note(note, top_k, rerank, _rerank_top, billable_only, chapter, display_language):
+        options = {"billable_only": billable_only, "chapter": chapter, "display_language": display_language}
         try:
-            payload = backend.search_note(
-                note,
-                top_k=top_k,
-                rerank=rerank,
-                billable_only=billable_only,
-                chapter=chapter,
-                display_language=display_language,
-            )
+            payload = backend.search_note(note, top_k=top_k, rerank=rerank, **options)
         except Exception as error:  # noqa: BLE001 - the page shows a message, never a traceback
             return _error_text(error), ""
         status = f"{payload['segments']} sentences and clauses searched in {payload['timings']['total_s']:.1f} s"
