@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cie10.eval_harness.results import git_state, package_versions, write_text_atomic
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -83,13 +84,11 @@ class BenchConfig:
     max_documents: int | None = None
     max_synth_per_language: int | None = None
     n_resamples: int = 1000
-    per_segment_k: int = 1
+    per_segment_k: int = DEFAULT_PER_SEGMENT_K
     """Codes a document keeps from each searched sentence or clause (`cie10.eval_harness.codiesp`)."""
     rerank_top: int = 20
-    document_rerank_top: int = 5
-    """Candidates the reranker reorders per sentence or clause of a document (~68 per document): at 20, the
-    reranked pass over the 250 CodiEsp dev documents takes ~100 min on 2 cores; at 5 a quarter of that, with the
-    same MAP@10 on 12 CodiEsp *train* documents (0.383 both)."""
+    document_rerank_top: int = DEFAULT_DOCUMENT_RERANK_TOP
+    """Candidates the reranker reorders per sentence or clause of a document (`cie10.eval_harness.codiesp`)."""
     latency_queries: int = 200
     scale_sizes: list[int] = field(default_factory=lambda: [1000, 10000])
     """Catalogue sizes whose index build is measured (the full catalogue's is extrapolated on CPU)."""

@@ -13,7 +13,6 @@ whole catalogue, so every table says which codes were searched and how many gold
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -159,13 +158,6 @@ def build_systems(
     if status[released]["status"] != "ok" and status[bi_name]["status"] == "ok":
         released = bi_name
     return systems, status, released
-
-
-def document_system(system: RetrievalSystem, config: BenchConfig) -> RetrievalSystem:
-    """`system` as it searches a document's sentences and clauses: a reranked one reorders fewer candidates each."""
-    if isinstance(system, DenseSystem) and system.reranker_info is not None:
-        return dataclasses.replace(system, rerank_top=config.document_rerank_top)
-    return system
 
 
 def load_sets(config: BenchConfig, artifacts: Artifacts) -> dict[str, EvalSet | Unavailable]:
@@ -334,7 +326,10 @@ def run(config: BenchConfig, artifacts: Artifacts) -> dict[str, Any]:
             skipped = NOT_SCORED_ON.get(set_key, {})
             set_systems = [system for system in systems if system.name not in skipped]
             level_systems = (
-                [DocumentRanker(document_system(system, config), config.per_segment_k) for system in set_systems]
+                [
+                    DocumentRanker(system, config.per_segment_k, rerank_top=config.document_rerank_top)
+                    for system in set_systems
+                ]
                 if set_key == "codiesp-documents"
                 else set_systems
             )

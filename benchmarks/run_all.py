@@ -87,7 +87,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--n-resamples", type=int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--rerank-top", type=int, default=20)
     parser.add_argument(
-        "--document-rerank-top", type=int, default=5, help="reranked candidates per sentence or clause of a document"
+        "--document-rerank-top",
+        type=int,
+        default=BenchConfig.document_rerank_top,
+        help="reranked candidates per sentence or clause of a document",
     )
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument(

@@ -33,6 +33,7 @@ from typing import Any
 from cie10.catalog import Catalog, CodeEntry, JoinReport, Label, load_catalog, normalize_code
 from cie10.errors import Cie10Error, HubError
 from cie10.search import MAX_QUERY_CHARS, CodeSearcher, EmptyQueryError
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, best_per_code, note_segments
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ BATCH_CHUNK = 8
 """Queries searched per turn on the models: a query arriving during a long batch waits for one chunk at most."""
 BATCH_TABLE_ROWS = 500
 """Rows shown in the batch tab's table (the CSV download has them all)."""
+MAX_NOTE_SEGMENTS = 400
+"""Sentences and clauses one clinical note may have (a CodiEsp case report has ~70)."""
 MAX_UPLOAD = "5mb"
 """The largest batch file the page accepts (1,000 queries fit many times over)."""
 MAX_QUEUED_EVENTS = 64
@@ -832,6 +835,66 @@ class SpaceBackend:
         timings = {"total_s": round(elapsed, 3), "per_query_s": round(elapsed / max(1, searched), 4)}
         return rows, timings
 
+    def search_note(
+        self,
+        note: str,
+        *,
+        top_k: int = 10,
+        rerank: bool | None = None,
+        billable_only: bool = False,
+        chapter: str | None = None,
+        display_language: str = "auto",
+    ) -> dict[str, Any]:
+        """Codes for a whole clinical note: each sentence and clause is searched (`cie10.segments`), a code's
+        score is its best as a segment's top code, and each hit says which segment found it. The segments run
+        in chunks of `BATCH_CHUNK`, each taking its turn on the models, as a batch does."""
+        rerank = self._rerank(rerank)
+        if not (note or "").strip():
+            raise EmptyQueryError("Empty note: paste a clinical note, a few sentences in one of the six languages.")
+        chapter = self._check_options(top_k, DEFAULT_DOCUMENT_RERANK_TOP, chapter)
+        segments = [text for text in note_segments(note) if any(char.isalpha() for char in text)]
+        if not segments:
+            raise NonsenseQueryError("The note has no words to search for.")
+        if len(segments) > MAX_NOTE_SEGMENTS:
+            raise BatchTooLargeError(
+                f"The note has {len(segments):,} sentences and clauses; the Space searches at most "
+                f"{MAX_NOTE_SEGMENTS:,}. Paste one note at a time."
+            )
+        detected = detect_language(note[:MAX_QUERY_CHARS])
+        shown = _display_language(display_language, detected.code)
+        warnings = [warning for warning in [detected.warning(note)] if warning]
+        started = time.perf_counter()
+        results = []
+        for first in range(0, len(segments), BATCH_CHUNK):
+            with self.turns.turn():
+                results += self.searcher.search_many(
+                    [validate_query(text)[0] for text in segments[first : first + BATCH_CHUNK]],
+                    top_k=1,
+                    rerank=bool(rerank),
+                    rerank_top=DEFAULT_DOCUMENT_RERANK_TOP,
+                    billable_only=bool(billable_only),
+                    chapter=chapter,
+                )
+        rankings = [
+            [(hit.code, hit.fused_score if hit.fused_score is not None else hit.score) for hit in result.hits]
+            for result in results
+        ]
+        hits = []
+        for rank, (_, _, segment) in enumerate(best_per_code(rankings, 1)[: int(top_k)], start=1):
+            hit = dataclasses.replace(results[segment].hits[0], rank=rank)
+            hits.append(self._hit(hit, shown) | {"segment": segments[segment]})
+        if not hits:
+            warnings.append("No code matches these filters: clear “billable only” or the chapter.")
+        return {
+            "segments": len(segments),
+            "language": detected.code,
+            "display_language": shown,
+            "reranked": bool(rerank and self.has_reranker),
+            "hits": hits,
+            "timings": {"total_s": round(time.perf_counter() - started, 3)},
+            "warnings": warnings,
+        }
+
     def _search_chunk(
         self,
         queries: list[str],
@@ -1053,16 +1116,17 @@ def _load_codes(codes_id: str | None, revision: str | None, codes: list[str]) ->
 # --------------------------------------------------------------------------------------------- drawing
 
 CSS = """
-#results table { width: 100%; border-collapse: collapse; font-size: 0.95em; }
-#results th, #results td { text-align: left; padding: 6px 8px; border: none;
+:is(#results, #note-results) table { width: 100%; border-collapse: collapse; font-size: 0.95em; }
+#results th, #results td, #note-results th, #note-results td { text-align: left; padding: 6px 8px; border: none;
   border-bottom: 1px solid var(--border-color-primary); }
-#results td.code { font-family: var(--font-mono); font-weight: 600; white-space: nowrap; }
-#results td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-#results .path { color: var(--body-text-color-subdued); font-size: 0.85em; }
-#results .tag { font-size: 0.75em; padding: 1px 6px; border-radius: 8px; margin-left: 4px;
+:is(#results, #note-results) td.code { font-family: var(--font-mono); font-weight: 600; white-space: nowrap; }
+:is(#results, #note-results) td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+:is(#results, #note-results) .path { color: var(--body-text-color-subdued); font-size: 0.85em; }
+:is(#results, #note-results) .tag { font-size: 0.75em; padding: 1px 6px; border-radius: 8px; margin-left: 4px;
   background: var(--background-fill-secondary); color: var(--body-text-color-subdued); }
-#results .billable { color: var(--color-accent); font-weight: 600; }
-#results .own { font-size: 0.9em; }
+:is(#results, #note-results) .billable { color: var(--color-accent); font-weight: 600; }
+:is(#results, #note-results) .own { font-size: 0.9em; }
+:is(#results, #note-results) td.segment { font-style: italic; max-width: 22em; }
 """
 
 
@@ -1092,11 +1156,14 @@ def render_status(payload: dict[str, Any]) -> str:
 
 
 def render_hits(payload: dict[str, Any]) -> str:
-    """An HTML table of the ranked codes (escaped): code, title, hierarchy path, billable flag, scores."""
+    """An HTML table of the ranked codes (escaped): code, title, hierarchy path, the passage of a note that found it
+    (note hits), billable flag, scores."""
     if not payload["hits"]:
         return "<p>No results.</p>"
     reranked = payload["reranked"]
-    head = "<tr><th>#</th><th>Code</th><th>Title</th><th>Billable</th><th>Score</th>"
+    found_in = any("segment" in hit for hit in payload["hits"])
+    head = "<tr><th>#</th><th>Code</th><th>Title</th>" + ("<th>Found in</th>" if found_in else "")
+    head += "<th>Billable</th><th>Score</th>"
     head += "<th>Rerank</th></tr>" if reranked else "</tr>"
     rows = []
     for hit in payload["hits"]:
@@ -1121,6 +1188,7 @@ def render_hits(payload: dict[str, Any]) -> str:
             f'<td class="num">{hit["rank"]}</td>',
             f'<td class="code" title="{esc(hit["english_title"])}">{esc(hit["code"])}</td>',
             f'<td>{esc(hit["title"])}{tag}<div class="path">{path}</div></td>',
+            *([f'<td class="segment">{esc(hit.get("segment", ""))}</td>'] if found_in else []),
             f"<td>{billable}</td>",
             f'<td class="num">{hit["score"]:.3f}</td>',
         ]
@@ -1139,7 +1207,8 @@ def _error_text(error: Exception) -> str:
 
 
 def build_app(backend: SpaceBackend):  # -> gradio.Blocks
-    """The Gradio page: search tab, batch tab, about tab, and the `/search` and `/search_batch` API endpoints."""
+    """The Gradio page: search, batch, clinical note and about tabs; the `/search`, `/search_batch`, `/search_note`
+    and `/info` API endpoints."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -1197,12 +1266,28 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         except Cie10Error as error:
             raise gr.Error(str(error), print_exception=False) from None
 
+    def api_search_note(
+        note: str,
+        top_k: int = 10,
+        rerank: bool | None = None,
+        billable_only: bool = False,
+        chapter: str = "all",
+        display_language: str = "auto",
+    ) -> dict:
+        """Codes for a whole clinical note: every sentence and clause is searched; each hit is a /search hit plus
+        the `segment` (sentence or clause) that found it. Returns {segments, language, hits, timings, warnings}."""
+        options = {"billable_only": billable_only, "chapter": chapter, "display_language": display_language}
+        try:
+            return backend.search_note(note, top_k=top_k, rerank=rerank, **options)
+        except Cie10Error as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
     def api_info() -> dict:
         """What the Space serves: each repo with its revision and commit, the code index, notes from loading."""
         return backend.info()
 
     # gradio reads the endpoint schema from real type hints; this module's annotations are strings
-    for function in (api_search, api_search_batch, api_info):
+    for function in (api_search, api_search_batch, api_search_note, api_info):
         function.__annotations__ = typing.get_type_hints(function)
 
     def ui_search(query, top_k, rerank, rerank_top, billable_only, chapter, display_language):
@@ -1219,6 +1304,16 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         except Exception as error:  # noqa: BLE001 - the page shows a message, never a traceback
             return _error_text(error), ""
         return render_status(payload), render_hits(payload)
+
+    def ui_note(note, top_k, rerank, _rerank_top, billable_only, chapter, display_language):
+        options = {"billable_only": billable_only, "chapter": chapter, "display_language": display_language}
+        try:
+            payload = backend.search_note(note, top_k=top_k, rerank=rerank, **options)
+        except Exception as error:  # noqa: BLE001 - the page shows a message, never a traceback
+            return _error_text(error), ""
+        status = f"{payload['segments']} sentences and clauses searched in {payload['timings']['total_s']:.1f} s"
+        status += "".join(f"\n\n⚠️ {warning}" for warning in payload["warnings"])
+        return status, render_hits(payload)
 
     def ui_refresh(query, *options):
         """Re-run when an option changes, but only once there is a query (no 'empty query' on a toggle)."""
@@ -1299,8 +1394,9 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
         'client = Client("<this Space or its URL>")\n'
         'result = client.predict(query="infarto agudo de miocardio", top_k=5, rerank=True, api_name="/search")\n'
         'print(result["hits"][0]["code"], result["hits"][0]["title"])\n```\n'
-        "`/search_batch` takes `queries` (a list of strings) and returns one row per ranked code; `/info` says "
-        "which repos, revisions and commits are loaded."
+        "`/search_batch` takes `queries` (a list of strings) and returns one row per ranked code; `/search_note` "
+        "takes a clinical `note` and returns its codes, each with the sentence or clause that found it; `/info` "
+        "says which repos, revisions and commits are loaded."
     )
 
     with gr.Blocks(title="CIE-10 / ICD-10-CM code search", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -1377,6 +1473,17 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
                     headers=list(BATCH_COLUMNS), interactive=False, wrap=True, max_height=400, elem_id="batch-table"
                 )
                 batch_csv = gr.File(label="Ranked codes (CSV)", interactive=False, elem_id="batch-csv")
+            with gr.Tab("Clinical note", id="note"):
+                gr.Markdown(
+                    "Paste a clinical note: every sentence, and every clause of it (cut at commas and at "
+                    "*y*, *con*, *por*, *secundario a*…), is searched, and each code is listed once, with the "
+                    f"passage that found it. The reranker reorders {DEFAULT_DOCUMENT_RERANK_TOP} codes per passage. "
+                    "Suggestions for a coder to check, not codes to submit."
+                )
+                note = gr.Textbox(label="Clinical note", lines=10, elem_id="note-text")
+                note_button = gr.Button("Suggest codes", variant="primary", elem_id="note-button")
+                note_status = gr.Markdown(elem_id="note-status")
+                note_results = gr.HTML(elem_id="note-results")
             with gr.Tab("About", id="about"):
                 gr.Markdown(about)
 
@@ -1400,7 +1507,11 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
             api_visibility="private",
             **batch_queue,
         )
+        note_button.click(
+            ui_note, [note, *options], [note_status, note_results], api_visibility="private", **batch_queue
+        )
         gr.api(api_search, api_name="search", **search_queue)
+        gr.api(api_search_note, api_name="search_note", **batch_queue)
         gr.api(api_search_batch, api_name="search_batch", **batch_queue)
         gr.api(api_info, api_name="info", concurrency_limit=None)
     return demo

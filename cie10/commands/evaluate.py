@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from cie10.catalog import SCOPES
-from cie10.eval_harness.codiesp import DEFAULT_PER_SEGMENT_K, SEGMENTATIONS
 from cie10.ranges import AT_LEAST_ONE, NOT_NEGATIVE, int_option
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, DEFAULT_PER_SEGMENT_K, SEGMENTATIONS
 from cie10.settings import BACKENDS, DEFAULT_BACKEND
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=SEGMENTATIONS[0],
         help="document level: search each sentence and its clauses, or sentences alone (default %(default)s)",
     )
+    codiesp.add_argument(
+        "--document-rerank-top",
+        type=int_option("--document-rerank-top", AT_LEAST_ONE),
+        default=DEFAULT_DOCUMENT_RERANK_TOP,
+        help="document level: codes the reranker reorders per sentence or clause (default %(default)s)",
+    )
     _add_system_options(codiesp, default_baselines="bm25, bm25-en-es and base")
     codiesp.set_defaults(func=_codiesp)
 
@@ -233,7 +239,11 @@ def _codiesp(args: argparse.Namespace) -> int:
     config = _config(args, str(args.folder), DEFAULT_BASELINES)
     config.split = Path(args.folder).name
     runs = evaluate_codiesp(
-        config, args.levels or LEVELS, per_segment_k=args.per_segment_k, segmentation=args.segmentation
+        config,
+        args.levels or LEVELS,
+        per_segment_k=args.per_segment_k,
+        segmentation=args.segmentation,
+        document_rerank_top=args.document_rerank_top,
     )
     for run in runs.values():
         _print(render_markdown(run))

@@ -17,9 +17,9 @@ lower case: they are normalized, and those no longer in ICD-10-CM 2026 are count
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,15 @@ from cie10.eval_harness.runner import (
     evaluate_systems,
     run_folder,
 )
-from cie10.eval_harness.systems import Ranking, RetrievalSystem
+from cie10.eval_harness.systems import DenseSystem, Ranking, RetrievalSystem
+from cie10.segments import (
+    DEFAULT_DOCUMENT_RERANK_TOP,
+    DEFAULT_PER_SEGMENT_K,
+    SEGMENTATIONS,
+    best_per_code,
+    check_segmentation,
+    note_segments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +54,6 @@ LEVELS: tuple[str, ...] = ("mentions", "documents")
 UNSEEN_LEVEL = "mentions-unseen"
 """The mentions whose normalised text is no CodiEsp training mention: the generalisation number."""
 DEFAULT_BASELINES: tuple[str, ...] = ("bm25", "bm25-en-es", "base")
-_SENTENCE_END = re.compile(r"(?<=[.;:!?])\s+|\n+")
-_MIN_SENTENCE_CHARS = 3
-_CLAUSE_BREAK = re.compile(r",\s+|\s+(?:y|e|con|junto a|secundari[oa]s? a|por)\s+", re.IGNORECASE)
-SEGMENTATIONS: tuple[str, ...] = ("sentences+clauses", "sentences")
-"""How a document is cut into queries: each sentence and its clauses (the default), or sentences alone."""
-DEFAULT_PER_SEGMENT_K = 1
-"""Codes a document keeps from each searched sentence or clause: its best one (on CodiEsp *train* documents,
-more codes per segment only added noise: docs/evaluation.md)."""
 
 
 @dataclass(frozen=True)
@@ -206,34 +206,8 @@ def read_codiesp(folder: Path | str) -> CodiEspSplit:
     return CodiEspSplit(folder.resolve(), split or folder.name, documents, document_codes, mentions, files)
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences (and lines) of a document, without fragments too short to search."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if len(part.strip()) >= _MIN_SENTENCE_CHARS]
-
-
-def split_clauses(sentence: str) -> list[str]:
-    """Mention-sized parts of a Spanish sentence: cut at commas and at `y`, `e`, `con`, `por`, `junto a`,
-    `secundario a`; fragments too short to search are dropped."""
-    return [part.strip() for part in _CLAUSE_BREAK.split(sentence) if len(part.strip()) >= _MIN_SENTENCE_CHARS]
-
-
-def document_segments(document: str, segmentation: str = SEGMENTATIONS[0]) -> list[str]:
-    """The queries of a document: its sentences, and with `sentences+clauses` the clauses of each sentence that
-    has more than one (a sentence stays a query too, so a combination code named across a comma is not lost)."""
-    if segmentation not in SEGMENTATIONS:
-        raise EvaluationInputError(f"unknown segmentation {segmentation!r}: choose {', '.join(SEGMENTATIONS)}")
-    sentences = split_sentences(document) or [document.strip()[:500]]
-    if segmentation == "sentences":
-        return sentences
-    segments = []
-    for sentence in sentences:
-        clauses = split_clauses(sentence)
-        segments += [sentence] + (clauses if len(clauses) > 1 else [])
-    return segments
-
-
 class DocumentRanker:
-    """Ranks codes for a whole document: search every sentence and clause (`document_segments`), keep each
+    """Ranks codes for a whole document: search every sentence and clause (`cie10.segments`), keep each
     code's best score among the top `per_segment_k` codes of a segment."""
 
     def __init__(
@@ -241,9 +215,11 @@ class DocumentRanker:
         system: RetrievalSystem,
         per_segment_k: int = DEFAULT_PER_SEGMENT_K,
         segmentation: str = SEGMENTATIONS[0],
+        rerank_top: int | None = DEFAULT_DOCUMENT_RERANK_TOP,
     ) -> None:
-        if segmentation not in SEGMENTATIONS:
-            raise EvaluationInputError(f"unknown segmentation {segmentation!r}: choose {', '.join(SEGMENTATIONS)}")
+        check_segmentation(segmentation)
+        if rerank_top is not None and isinstance(system, DenseSystem) and system.reranker_info is not None:
+            system = dataclasses.replace(system, rerank_top=rerank_top)  # the same models and index, less reranking
         self.system = system
         self.name = system.name
         self.per_segment_k = per_segment_k
@@ -265,17 +241,13 @@ class DocumentRanker:
 
     def rank(self, queries: Sequence[str], top_k: int) -> list[Ranking]:
         """The `top_k` codes of each document, by best segment score (ties by code)."""
-        segments = [document_segments(document, self.segmentation) for document in queries]
-        flat = [segment for parts in segments for segment in parts]
-        flat_rankings = iter(self.system.rank(flat, self.per_segment_k))
-        rankings = []
+        segments = [note_segments(document, self.segmentation) for document in queries]
+        flat_rankings = self.system.rank([segment for parts in segments for segment in parts], self.per_segment_k)
+        rankings, start = [], 0
         for parts in segments:
-            best: dict[str, float] = {}
-            for _ in parts:
-                for code, score in next(flat_rankings):
-                    best[code] = max(score, best.get(code, float("-inf")))
-            ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))
-            rankings.append(ordered[:top_k])
+            best = best_per_code(flat_rankings[start : start + len(parts)], self.per_segment_k)
+            rankings.append([(code, score) for code, score, _ in best[:top_k]])
+            start += len(parts)
         return rankings
 
 
@@ -306,6 +278,7 @@ def evaluate_codiesp(
     levels: Sequence[str] = LEVELS,
     per_segment_k: int = DEFAULT_PER_SEGMENT_K,
     segmentation: str = SEGMENTATIONS[0],
+    document_rerank_top: int | None = DEFAULT_DOCUMENT_RERANK_TOP,
 ) -> dict[str, EvaluationRun]:
     """Score the model and baselines at mention and/or document level; `config.dataset` is the folder."""
     unknown = [level for level in levels if level not in LEVELS]
@@ -324,8 +297,16 @@ def evaluate_codiesp(
     runs = {}
     for level, eval_set in eval_sets.items():
         documents = level == "documents"
-        level_systems = [DocumentRanker(s, per_segment_k, segmentation) for s in systems] if documents else systems
-        document_settings = {"segmentation": segmentation, "per_segment_k": per_segment_k} if documents else {}
+        level_systems = (
+            [DocumentRanker(s, per_segment_k, segmentation, document_rerank_top) for s in systems]
+            if documents
+            else systems
+        )
+        document_settings = (
+            {"segmentation": segmentation, "per_segment_k": per_segment_k, "document_rerank_top": document_rerank_top}
+            if documents
+            else {}
+        )
         out = run_folder(config) / level if config.out is not None else None
         runs[level] = evaluate_systems(
             eval_set,

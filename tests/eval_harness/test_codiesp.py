@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cie10.eval_harness.codiesp import (
-    DocumentRanker,
-    document_segments,
-    read_codiesp,
-    split_clauses,
-    split_sentences,
-)
+from cie10.eval_harness.codiesp import DEFAULT_DOCUMENT_RERANK_TOP, DocumentRanker, read_codiesp
 from cie10.eval_harness.data import EvaluationInputError
 from cie10.eval_harness.runner import evaluate_systems
-from cie10.eval_harness.systems import bm25_system, select_codes
+from cie10.eval_harness.systems import DenseSystem, bm25_system, select_codes
 from tests.eval_harness.conftest import CODIESP_FIXTURE
 
 REAL_CODIESP = Path("/work/shared/data/codiesp/dev")
@@ -62,39 +56,6 @@ def test_bad_folders(tmp_path: Path) -> None:
     (tmp_path / "devX.tsv").write_text("doc1\tDIAGNOSTICO\n")
     with pytest.raises(EvaluationInputError, match=r"devX\.tsv:1: expected at least 4"):
         read_codiesp(tmp_path)
-
-
-def test_split_sentences() -> None:
-    text = "Varón de 67 años. Acude por dolor; sin fiebre.\nEKG: normal.\n\n"
-    assert split_sentences(text) == ["Varón de 67 años.", "Acude por dolor;", "sin fiebre.", "EKG:", "normal."]
-
-
-def test_split_clauses_cuts_at_commas_and_joining_words() -> None:
-    sentence = "Ingresa por dolor torácico, disnea y fiebre secundaria a neumonía con derrame pleural."
-    assert split_clauses(sentence) == [
-        "Ingresa",
-        "dolor torácico",
-        "disnea",
-        "fiebre",
-        "neumonía",
-        "derrame pleural.",
-    ]
-    assert split_clauses("Hipertensión arterial.") == ["Hipertensión arterial."]
-
-
-def test_document_segments_keep_each_sentence_and_add_its_clauses() -> None:
-    document = "Fiebre alta y tos seca. Sin alergias.\nEKG: normal."
-    assert document_segments(document, "sentences") == ["Fiebre alta y tos seca.", "Sin alergias.", "EKG:", "normal."]
-    assert document_segments(document) == [
-        "Fiebre alta y tos seca.",
-        "Fiebre alta",
-        "tos seca.",
-        "Sin alergias.",
-        "EKG:",
-        "normal.",
-    ]
-    with pytest.raises(EvaluationInputError, match="unknown segmentation 'words'"):
-        document_segments(document, "words")
 
 
 class _FakeSystem:
@@ -187,6 +148,7 @@ def test_cli_codiesp(tiny_bi_encoder: Path, tmp_path: Path, capsys) -> None:
         [
             "evaluate", "codiesp", "--folder", str(CODIESP_FIXTURE), "--model", str(tiny_bi_encoder),
             "--baseline", "bm25-en-es", "--scope", "categories", "--out", str(tmp_path), "--resamples", "50",
+            "--segmentation", "sentences", "--per-segment-k", "3",
         ]
     )  # fmt: skip
     assert code == 0
@@ -199,6 +161,8 @@ def test_cli_codiesp(tiny_bi_encoder: Path, tmp_path: Path, capsys) -> None:
         assert [b["name"] for b in data["baselines"]] == ["bm25-en-es"]
         # at scope `categories` most gold codes are outside the searched codes: counted, kept as misses
         assert data["gold_coverage"]["outside_searched_codes"]["distinct"] > 0
+    documents = json.loads((run_dir / "documents" / "results.json").read_text())
+    assert documents["settings"]["segmentation"] == "sentences" and documents["settings"]["per_segment_k"] == 3
 
 
 def test_unseen_mentions_are_the_dev_mentions_no_train_mention_matches() -> None:
@@ -213,3 +177,12 @@ def test_unseen_mentions_are_the_dev_mentions_no_train_mention_matches() -> None
     assert sum(normalize_text(query) in seen_texts for query in mentions.queries) == len(mentions) - len(unseen)
     assert 0.3 < len(unseen) / len(mentions) < 0.5  # 59% of dev mentions occur among the train mentions
     assert unseen.source["level"] == UNSEEN_LEVEL and unseen.source["unseen_of"] == len(mentions)
+
+
+def test_document_ranker_reranks_fewer_candidates_per_segment() -> None:
+    reranked = DenseSystem("bi+rerank", searcher=None, model_info={}, reranker_info={"id": "r"}, rerank_top=20)
+    assert DocumentRanker(reranked).describe()["rerank_top"] == DEFAULT_DOCUMENT_RERANK_TOP
+    assert DocumentRanker(reranked, rerank_top=None).describe()["rerank_top"] == 20
+    assert reranked.rerank_top == 20  # the mention-level system is left as it was
+    plain = DenseSystem("bi", searcher=None, model_info={})
+    assert DocumentRanker(plain).describe()["rerank_top"] is None  # nothing to rerank

@@ -22,7 +22,7 @@ def _codes(result: dict) -> list[str]:
 
 def test_search_endpoint_is_documented(client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/search", "/search_batch", "/info"} <= set(endpoints)
+    assert {"/search", "/search_batch", "/search_note", "/info"} <= set(endpoints)
     parameters = [p["parameter_name"] for p in endpoints["/search"]["parameters"]]
     assert parameters[:3] == ["query", "top_k", "rerank"]
 
@@ -104,3 +104,11 @@ def test_a_long_batch_does_not_hold_back_another_users_short_query(client, space
     assert [row["query"] for row in one_query] == ["bronquitis aguda"] * 2 and search["reranked"]
     rows = long_batch.result(timeout=600)
     assert len(rows) == 2 * len(queries) and all(row["rerank_score"] != "" for row in rows)
+
+
+def test_note_endpoint(client) -> None:
+    note = "Ingresa por embolia pulmonar y fibrilación auricular."
+    result = client.predict(note=note, top_k=10, rerank=False, api_name="/search_note")
+    found = {hit["code"][:3]: hit["segment"] for hit in result["hits"]}
+    assert {"I26", "I48"} <= set(found), found
+    assert "embolia pulmonar" in found["I26"] and "fibrilación auricular" in found["I48"]  # the passage that found it

@@ -141,3 +141,32 @@ def test_missing_parts_fall_back_with_a_note(local_hub) -> None:
     assert source is None and "not used" in note and "installed catalogue" in note and "J45" in catalog.entries
     reranker, note = _load_reranker("cie10-test/no-such-reranker", None)
     assert reranker is None and "reranking is off" in note
+
+
+NOTE = "Mujer de 70 años con fibrilación auricular, que ingresa por embolia pulmonar y bronquitis aguda. Sin alergias."
+
+
+def test_note_finds_each_findings_code_and_the_passage_that_found_it(space_backend) -> None:
+    result = space_backend.search_note(NOTE, top_k=10, rerank=False)
+    found = {hit["code"][:3]: hit for hit in result["hits"]}
+    assert {"I48", "I26", "J20"} <= set(found), list(found)
+    assert found["I48"]["segment"] == "fibrilación auricular" and found["I26"]["segment"] == "embolia pulmonar"
+    assert result["segments"] == 7 and result["language"] == "es"
+    assert [hit["rank"] for hit in result["hits"]] == list(range(1, len(result["hits"]) + 1))
+    assert len({hit["code"] for hit in result["hits"]}) == len(result["hits"])  # each code once
+    # the same note as one query: its single embedding does not find both findings
+    whole = {hit["code"][:3] for hit in space_backend.search(NOTE, top_k=10, rerank=False)["hits"]}
+    assert not {"I48", "I26", "J20"} <= whole, whole
+
+
+def test_note_errors_and_cap(space_backend) -> None:
+    from cie10.space_app import MAX_NOTE_SEGMENTS, BatchTooLargeError
+
+    with pytest.raises(EmptyQueryError, match="Empty note"):
+        space_backend.search_note("  \n ")
+    with pytest.raises(NonsenseQueryError, match="no words"):
+        space_backend.search_note("120/80. 37,5 - 98 %.")
+    with pytest.raises(BatchTooLargeError, match=f"at most {MAX_NOTE_SEGMENTS}"):
+        space_backend.search_note("Fiebre. " * (MAX_NOTE_SEGMENTS + 1))
+    reranked = space_backend.search_note(NOTE, top_k=3, rerank=True)
+    assert reranked["reranked"] and len(reranked["hits"]) == 3

@@ -7,10 +7,13 @@ browser download is never used. A failing run leaves a screenshot in `outputs/te
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +32,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+@contextlib.contextmanager
+def open_page(browser_context, failure_name: str) -> Iterator[Any]:
+    """A new page, closed after use; a failure inside leaves a full-page screenshot in `ARTIFACTS`."""
+    page = browser_context.new_page()
+    try:
+        yield page
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / failure_name
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+        raise
+    finally:
+        page.close()
 
 
 def _playwright_ready() -> bool:
@@ -67,8 +86,7 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory):
 def test_spanish_query_and_reranker_toggle(browser_context, space_url: str) -> None:
     from playwright.sync_api import expect
 
-    page = browser_context.new_page()
-    try:
+    with open_page(browser_context, "space-browser-failure.png") as page:
         page.goto(space_url, wait_until="domcontentloaded")
         query = page.locator("#query textarea")
         expect(query).to_be_visible(timeout=60_000)
@@ -105,14 +123,6 @@ def test_spanish_query_and_reranker_toggle(browser_context, space_url: str) -> N
         page.locator("#query textarea").fill("   ")
         page.locator("#search-button").click()
         expect(status).to_contain_text("Empty query")
-    except Exception:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "space-browser-failure.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failing page: {shot}")
-        raise
-    finally:
-        page.close()
 
 
 def test_header_links_coverage_and_unsupported_language(
@@ -126,8 +136,7 @@ def test_header_links_coverage_and_unsupported_language(
     unnamed.write_text("patient_id,note\n17,asthma attack\n", encoding="utf-8")
     binary = tmp_path / "scan.csv"
     binary.write_bytes(bytes(range(256)) * 40)
-    page = browser_context.new_page()
-    try:
+    with open_page(browser_context, "space-browser-header-failure.png") as page:
         page.goto(space_url, wait_until="domcontentloaded")
         header = page.locator("#header")
         expect(header).to_contain_text(f"This index searches {len(space_backend.searcher.index):,} of the ")
@@ -162,11 +171,28 @@ def test_header_links_coverage_and_unsupported_language(
         expect(status).to_contain_text("Chinese (not supported)", timeout=60_000)
         expect(status).to_contain_text("Chinese is not a supported language")
         expect(page.locator("#results tbody tr").first).to_be_visible()  # still searched
-    except Exception:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "space-browser-header-failure.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failing page: {shot}")
-        raise
-    finally:
-        page.close()
+
+
+def test_clinical_note_tab(browser_context, space_url: str) -> None:
+    from playwright.sync_api import expect
+
+    with open_page(browser_context, "space-note-failure.png") as page:
+        page.goto(space_url, wait_until="domcontentloaded")
+        rerank = page.locator("#rerank input[type=checkbox]")
+        expect(rerank).to_be_visible(timeout=60_000)
+        rerank.uncheck()  # the test reranker's head is untrained: it would pick each passage's code at random
+        page.get_by_role("tab", name="Clinical note").click()
+        note = page.locator("#note-text textarea")
+        expect(note).to_be_visible()
+        note.fill("Mujer de 70 años con fibrilación auricular, que ingresa por embolia pulmonar y bronquitis aguda.")
+        page.locator("#note-button").click()
+        results = page.locator("#note-results")
+        expect(results.locator("th", has_text="Found in")).to_be_visible()
+        expect(page.locator("#note-status")).to_contain_text("sentences and clauses searched")
+        codes = results.locator("tbody tr").evaluate_all("rows => rows.map(row => row.dataset.code)")
+        assert {"I26", "I48"} <= {code[:3] for code in codes}, codes
+        expect(results.locator("td.segment", has_text="embolia pulmonar").first).to_be_visible()
+
+        note.fill("  ")
+        page.locator("#note-button").click()
+        expect(page.locator("#note-status")).to_contain_text("Empty note")
