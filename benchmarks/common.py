@@ -85,10 +85,10 @@ class BenchConfig:
     max_synth_per_language: int | None = None
     n_resamples: int = 1000
     per_segment_k: int = DEFAULT_PER_SEGMENT_K
-    """Codes a document keeps from each searched sentence or clause (`cie10.eval_harness.codiesp`)."""
+    """Codes a document keeps from each searched sentence or clause (`cie10.segments`)."""
     rerank_top: int = 20
     document_rerank_top: int = DEFAULT_DOCUMENT_RERANK_TOP
-    """Candidates the reranker reorders per sentence or clause of a document (`cie10.eval_harness.codiesp`)."""
+    """Candidates the reranker reorders per sentence or clause of a document (`cie10.segments`)."""
     latency_queries: int = 200
     scale_sizes: list[int] = field(default_factory=lambda: [1000, 10000])
     """Catalogue sizes whose index build is measured (the full catalogue's is extrapolated on CPU)."""

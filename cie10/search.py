@@ -54,6 +54,11 @@ class Hit:
     """How often coders gave this code to that known mention (0 for the models' hits): exact hits stay in this
     order, reranked or not; the reranker orders codes given equally often, and the models' hits after them."""
 
+    @property
+    def ranking_score(self) -> float:
+        """The score the hit is ranked by: the fused score where the reranker ran, else the cosine."""
+        return self.fused_score if self.fused_score is not None else self.score
+
 
 @dataclass
 class SearchResult:

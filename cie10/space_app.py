@@ -875,10 +875,7 @@ class SpaceBackend:
                     billable_only=bool(billable_only),
                     chapter=chapter,
                 )
-        rankings = [
-            [(hit.code, hit.fused_score if hit.fused_score is not None else hit.score) for hit in result.hits]
-            for result in results
-        ]
+        rankings = [[(hit.code, hit.ranking_score) for hit in result.hits] for result in results]
         hits = []
         for rank, (_, _, segment) in enumerate(best_per_code(rankings, 1)[: int(top_k)], start=1):
             hit = dataclasses.replace(results[segment].hits[0], rank=rank)
@@ -1117,7 +1114,7 @@ def _load_codes(codes_id: str | None, revision: str | None, codes: list[str]) ->
 
 CSS = """
 :is(#results, #note-results) table { width: 100%; border-collapse: collapse; font-size: 0.95em; }
-#results th, #results td, #note-results th, #note-results td { text-align: left; padding: 6px 8px; border: none;
+:is(#results, #note-results) :is(th, td) { text-align: left; padding: 6px 8px; border: none;
   border-bottom: 1px solid var(--border-color-primary); }
 :is(#results, #note-results) td.code { font-family: var(--font-mono); font-weight: 600; white-space: nowrap; }
 :is(#results, #note-results) td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }

@@ -436,9 +436,7 @@ class DenseSystem:
                 rerank_top=self.rerank_top,
             )
             for result in results:
-                rankings.append(
-                    [(hit.code, hit.fused_score if hit.fused_score is not None else hit.score) for hit in result.hits]
-                )
+                rankings.append([(hit.code, hit.ranking_score) for hit in result.hits])
         return rankings
 
 
