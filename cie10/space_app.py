@@ -33,7 +33,7 @@ from typing import Any
 from cie10.catalog import Catalog, CodeEntry, JoinReport, Label, load_catalog, normalize_code
 from cie10.errors import Cie10Error, HubError
 from cie10.search import MAX_QUERY_CHARS, CodeSearcher, EmptyQueryError
-from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, best_per_code, note_segments
+from cie10.segments import DEFAULT_DOCUMENT_RERANK_TOP, best_per_code, negation_cue, note_segments
 from cie10.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -846,8 +846,9 @@ class SpaceBackend:
         display_language: str = "auto",
     ) -> dict[str, Any]:
         """Codes for a whole clinical note: each sentence and clause is searched (`cie10.segments`), a code's
-        score is its best as a segment's top code, and each hit says which segment found it. The segments run
-        in chunks of `BATCH_CHUNK`, each taking its turn on the models, as a batch does."""
+        score is its best as a segment's top code, and each hit says which segment found it and the negation
+        word that segment holds, if any (kept, not dropped: `negation_cue`). The segments run in chunks of
+        `BATCH_CHUNK`, each taking its turn on the models, as a batch does."""
         rerank = self._rerank(rerank)
         if not (note or "").strip():
             raise EmptyQueryError("Empty note: paste a clinical note, a few sentences in one of the six languages.")
@@ -879,7 +880,8 @@ class SpaceBackend:
         hits = []
         for rank, (_, _, segment) in enumerate(best_per_code(rankings, 1)[: int(top_k)], start=1):
             hit = dataclasses.replace(results[segment].hits[0], rank=rank)
-            hits.append(self._hit(hit, shown) | {"segment": segments[segment]})
+            passage = segments[segment]
+            hits.append(self._hit(hit, shown) | {"segment": passage, "negation": negation_cue(passage, detected.code)})
         if not hits:
             warnings.append("No code matches these filters: clear “billable only” or the chapter.")
         return {
@@ -1124,6 +1126,7 @@ CSS = """
 :is(#results, #note-results) .billable { color: var(--color-accent); font-weight: 600; }
 :is(#results, #note-results) .own { font-size: 0.9em; }
 :is(#results, #note-results) td.segment { font-style: italic; max-width: 22em; }
+#note-results .tag.negation { font-style: normal; color: var(--color-red-600, #b91c1c); }
 """
 
 
@@ -1185,7 +1188,7 @@ def render_hits(payload: dict[str, Any]) -> str:
             f'<td class="num">{hit["rank"]}</td>',
             f'<td class="code" title="{esc(hit["english_title"])}">{esc(hit["code"])}</td>',
             f'<td>{esc(hit["title"])}{tag}<div class="path">{path}</div></td>',
-            *([f'<td class="segment">{esc(hit.get("segment", ""))}</td>'] if found_in else []),
+            *([f'<td class="segment">{esc(hit.get("segment", ""))}{_negation_tag(hit)}</td>'] if found_in else []),
             f"<td>{billable}</td>",
             f'<td class="num">{hit["score"]:.3f}</td>',
         ]
@@ -1194,6 +1197,15 @@ def render_hits(payload: dict[str, Any]) -> str:
             cells.append(f'<td class="num">{rerank}</td>')
         rows.append(f'<tr data-code="{esc(hit["code"])}">{"".join(cells)}</tr>')
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _negation_tag(hit: dict[str, Any]) -> str:
+    """A note hit's flag when the passage that found it holds a negation word ("sin fiebre" finds fever too)."""
+    cue = hit.get("negation")
+    if not cue:
+        return ""
+    tip = f"the passage holds a negation ({cue}): check whether the finding is present"
+    return f'<span class="tag negation" title="{html.escape(tip)}">negation: {html.escape(cue)}</span>'
 
 
 def _error_text(error: Exception) -> str:
@@ -1475,6 +1487,8 @@ def build_app(backend: SpaceBackend):  # -> gradio.Blocks
                     "Paste a clinical note: every sentence, and every clause of it (cut at commas and at "
                     "*y*, *con*, *por*, *secundario a*…), is searched, and each code is listed once, with the "
                     f"passage that found it. The reranker reorders {DEFAULT_DOCUMENT_RERANK_TOP} codes per passage. "
+                    "Clauses reporting a normal finding are skipped; a passage holding a negation (*sin*, *no*, "
+                    "*niega*, *descarta*…) is searched and its code tagged: check whether the finding is present. "
                     "Suggestions for a coder to check, not codes to submit."
                 )
                 note = gr.Textbox(label="Clinical note", lines=10, elem_id="note-text")

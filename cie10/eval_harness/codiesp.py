@@ -227,7 +227,10 @@ class DocumentRanker:
 
     def describe(self) -> dict[str, Any]:
         """The inner system's provenance and how documents are cut and aggregated."""
-        clauses = "; each sentence's clauses too (cut at , y e con por junto a secundario a)"
+        clauses = (
+            "; each sentence's clauses too (cut at , y e con por junto a secundario a); clauses reporting a normal"
+            " finding (normal*) dropped"
+        )
         return {
             **self.system.describe(),
             "document_level": {

@@ -112,3 +112,4 @@ def test_note_endpoint(client) -> None:
     found = {hit["code"][:3]: hit["segment"] for hit in result["hits"]}
     assert {"I26", "I48"} <= set(found), found
     assert "embolia pulmonar" in found["I26"] and "fibrilación auricular" in found["I48"]  # the passage that found it
+    assert all(hit["negation"] is None for hit in result["hits"])  # nothing in this note is named as absent

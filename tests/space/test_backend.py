@@ -154,6 +154,9 @@ def test_note_finds_each_findings_code_and_the_passage_that_found_it(space_backe
     assert result["segments"] == 7 and result["language"] == "es"
     assert [hit["rank"] for hit in result["hits"]] == list(range(1, len(result["hits"]) + 1))
     assert len({hit["code"] for hit in result["hits"]}) == len(result["hits"])  # each code once
+    # a passage naming a finding as absent is kept and flagged with its negation word
+    assert {hit["segment"]: hit["negation"] for hit in result["hits"]}["Sin alergias."] == "sin"
+    assert found["I48"]["negation"] is None and found["I26"]["negation"] is None
     # the same note as one query: its single embedding does not find both findings
     whole = {hit["code"][:3] for hit in space_backend.search(NOTE, top_k=10, rerank=False)["hits"]}
     assert not {"I48", "I26", "J20"} <= whole, whole

@@ -184,7 +184,10 @@ def test_clinical_note_tab(browser_context, space_url: str) -> None:
         page.get_by_role("tab", name="Clinical note").click()
         note = page.locator("#note-text textarea")
         expect(note).to_be_visible()
-        note.fill("Mujer de 70 años con fibrilación auricular, que ingresa por embolia pulmonar y bronquitis aguda.")
+        note.fill(
+            "Mujer de 70 años con fibrilación auricular, que ingresa por embolia pulmonar y bronquitis aguda. "
+            "No refiere fiebre."
+        )
         page.locator("#note-button").click()
         results = page.locator("#note-results")
         expect(results.locator("th", has_text="Found in")).to_be_visible()
@@ -192,6 +195,9 @@ def test_clinical_note_tab(browser_context, space_url: str) -> None:
         codes = results.locator("tbody tr").evaluate_all("rows => rows.map(row => row.dataset.code)")
         assert {"I26", "I48"} <= {code[:3] for code in codes}, codes
         expect(results.locator("td.segment", has_text="embolia pulmonar").first).to_be_visible()
+        negated = results.locator("td.segment", has_text="No refiere fiebre.")
+        expect(negated.locator(".tag.negation")).to_have_text("negation: no")
+        expect(results.locator("td.segment", has_text="embolia pulmonar").locator(".tag")).to_have_count(0)
 
         note.fill("  ")
         page.locator("#note-button").click()
