@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "release",
     "serve",
+    "search",
 )
 """Each `cie10.commands.<name>` module defines `register(subparsers)`."""
 

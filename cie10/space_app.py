@@ -1126,7 +1126,7 @@ CSS = """
 :is(#results, #note-results) .billable { color: var(--color-accent); font-weight: 600; }
 :is(#results, #note-results) .own { font-size: 0.9em; }
 :is(#results, #note-results) td.segment { font-style: italic; max-width: 22em; }
-#note-results .tag.negation { font-style: normal; color: var(--color-red-600, #b91c1c); }
+#note-results .tag.negation { font-style: normal; color: #991b1b; background: #fee2e2; }
 """
 
 

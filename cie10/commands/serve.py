@@ -50,17 +50,42 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _foreground(args: argparse.Namespace) -> int:
-    from cie10.hub import endpoint
-    from cie10.space_app import SpaceBackend, SpaceConfig, launch
+def add_space_options(parser: argparse.ArgumentParser) -> None:
+    """The options naming what the Space loads (`serve` and `search`): models, codes, revision, backend."""
+    settings = get_settings()
+    parser.add_argument("--model", help=f"bi-encoder repo id or folder (default {settings.repo_id('cie10-bi')})")
+    parser.add_argument("--reranker", help=f"reranker repo id or folder (default {settings.repo_id('cie10-rerank')})")
+    parser.add_argument("--no-reranker", action="store_true", help="the bi-encoder ranking only (no reranker loaded)")
+    parser.add_argument("--codes", help=f"codes dataset repo id or folder (default {settings.repo_id('cie10-codes')})")
+    parser.add_argument("--revision", help="version (tag) of every repo, e.g. v1.0 (default: main)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help=f"inference backend of both models (default: CIE10_BACKEND, else {DEFAULT_BACKEND}; docs/inference.md)",
+    )
 
+
+def load_space_backend(args: argparse.Namespace):  # -> cie10.space_app.SpaceBackend
+    """The Space's backend loaded as `add_space_options`' flags say (`--backend` is read by the model loaders)."""
+    from cie10.space_app import SpaceBackend, SpaceConfig
+
+    if args.backend:
+        os.environ["CIE10_BACKEND"] = args.backend
     config = SpaceConfig(
         model_id=args.model or "",
         reranker_id=None if args.no_reranker else (args.reranker or ""),
         codes_id=args.codes or "",
         revision=args.revision,
     )
-    backend = SpaceBackend.load(config)
+    return SpaceBackend.load(config)
+
+
+def _foreground(args: argparse.Namespace) -> int:
+    from cie10.hub import endpoint
+    from cie10.space_app import launch
+
+    backend = load_space_backend(args)
     demo = launch(backend, host=args.host, port=args.port, block=False, quiet=True)
     print(f"cie10 space: {demo.local_url.rstrip('/')}  (Hub: {endpoint()})")
     print(f"  {backend.describe()}", flush=True)
@@ -117,7 +142,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.backend:  # read by the model loaders (and inherited by a --background server)
+    if args.backend:  # inherited by a --background server
         os.environ["CIE10_BACKEND"] = args.backend
     if args.stop:
         return _stop(args)
@@ -128,28 +153,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `serve` subcommand."""
-    settings = get_settings()
     parser = subparsers.add_parser(
         "serve",
         help="run the Space (search page and /search API) locally",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", help=f"bi-encoder repo id or folder (default {settings.repo_id('cie10-bi')})")
-    parser.add_argument("--reranker", help=f"reranker repo id or folder (default {settings.repo_id('cie10-rerank')})")
-    parser.add_argument("--no-reranker", action="store_true", help="serve the bi-encoder ranking only")
-    parser.add_argument("--codes", help=f"codes dataset repo id or folder (default {settings.repo_id('cie10-codes')})")
-    parser.add_argument("--revision", help="version (tag) of every repo, e.g. v1.0 (default: main)")
+    add_space_options(parser)
     parser.add_argument(
         "--port", type=int_option("--port", PORT), default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1, loopback only)")
     parser.add_argument("--background", action="store_true", help="start detached, print the URL once it answers")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=None,
-        help=f"inference backend of both models (default: CIE10_BACKEND, else {DEFAULT_BACKEND}; docs/inference.md)",
-    )
     parser.add_argument("--stop", action="store_true", help="stop a background Space on --port")
     parser.set_defaults(func=_serve)
