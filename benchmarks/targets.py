@@ -97,8 +97,7 @@ TARGETS: dict[str, Target] = {
             100.0,
             "ms",
             False,
-            "rerank fewer candidates (top 10), batches of ~10 pairs on two threads, a distilled 6-layer reranker, "
-            "batch the pairs on a GPU",
+            "rerank fewer candidates (top 10), a distilled 6-layer reranker, batch the pairs on a GPU",
         ),
         Target(
             "encode_catalogue",

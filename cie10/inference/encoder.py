@@ -118,14 +118,38 @@ def _activation(st: dict[str, Any], hf: dict[str, Any], num_labels: int) -> str:
 # ------------------------------------------------------------------------------------------------ session
 
 
-def make_session(path: Path | bytes, threads: int | None = None):  # -> onnxruntime.InferenceSession
-    """An onnxruntime CPU session (of a file, or of a serialized model): `CIE10_TORCH_THREADS` intra-op threads,
-    every graph optimisation."""
+_POOL_THREADS: int | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def use_thread_pool(threads: int | None = None) -> int:
+    """Size of the one onnxruntime intra-op thread pool that every session of this process shares.
+
+    The first call (or the first session) sizes it: `threads`, else `CIE10_TORCH_THREADS`; later calls return that
+    size. One shared pool, not one per session: a session's idle threads spin for a while after each run, and on 2
+    cores they took a core from the next model of the same search (the reranker after the query encoder). Measured on
+    v3.0's models, search + rerank of the top 20 (100 synthetic test queries, two threads, 3 runs each): one pool
+    per session 147-155 ms p50, one shared pool 104-119 ms (docs/inference.md). A worker process sizes its pool
+    before its first session (`cie10.inference.parallel`).
+    """
+    global _POOL_THREADS
+    with _POOL_LOCK:
+        if _POOL_THREADS is None:
+            from onnxruntime.capi import _pybind_state
+
+            _POOL_THREADS = max(1, threads or get_settings().torch_threads)
+            _pybind_state.set_global_thread_pool_sizes(_POOL_THREADS, 1)
+        return _POOL_THREADS
+
+
+def make_session(path: Path | bytes):  # -> onnxruntime.InferenceSession
+    """An onnxruntime CPU session (of a file, or of a serialized model) on the process's shared thread pool
+    (`use_thread_pool`), every graph optimisation."""
     import onnxruntime as ort
 
+    use_thread_pool()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads or get_settings().torch_threads)
-    options.inter_op_num_threads = 1
+    options.use_per_session_threads = False
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -234,14 +258,14 @@ class _OnnxModel:
 class OnnxEncoder(_OnnxModel):
     """A sentence-transformers bi-encoder run by onnxruntime: `encode` like `SentenceTransformer.encode`."""
 
-    def __init__(self, folder: Path, file_name: str, *, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, file_name: str) -> None:
         self.folder = Path(folder)
         self.file_name = file_name
         self.config = ModelConfig.read(self.folder)
         if not self.config.include_prompt and self.config.prompts:
             raise ConfigError("pooling without the prompt tokens is not supported by the ONNX path: use torch")
         self.tokenizer = SharedTokenizer.get(self.folder, self.config.pad_token)
-        self.session = make_session(self.folder / file_name, threads)
+        self.session = make_session(self.folder / file_name)
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     @property
@@ -304,15 +328,13 @@ class OnnxEncoder(_OnnxModel):
 class OnnxCrossEncoder(_OnnxModel):
     """A sentence-transformers cross-encoder run by onnxruntime: `predict` like `CrossEncoder.predict`."""
 
-    def __init__(
-        self, folder: Path, file_name: str, *, threads: int | None = None, max_length: int | None = None
-    ) -> None:
+    def __init__(self, folder: Path, file_name: str, *, max_length: int | None = None) -> None:
         self.folder = Path(folder)
         self.file_name = file_name
         self.config = ModelConfig.read(self.folder)
         self.max_length = min(max_length or RERANK_MAX_LENGTH, self.config.max_length)
         self.tokenizer = SharedTokenizer.get(self.folder, self.config.pad_token)
-        self.session = make_session(self.folder / file_name, threads)
+        self.session = make_session(self.folder / file_name)
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def describe(self) -> dict[str, Any]:

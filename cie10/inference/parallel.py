@@ -31,9 +31,10 @@ def default_workers() -> int:
 
 def _start_worker(folder: str, file_name: str, threads: int) -> None:
     global _WORKER
-    from cie10.inference.encoder import OnnxEncoder
+    from cie10.inference.encoder import OnnxEncoder, use_thread_pool
 
-    _WORKER = OnnxEncoder(folder, file_name, threads=threads)
+    use_thread_pool(threads)
+    _WORKER = OnnxEncoder(folder, file_name)
 
 
 def _encode_batch(texts: list[str], prompt_name: str | None, normalize: bool) -> np.ndarray:

@@ -77,7 +77,7 @@ class IntegerScan:
     rows; a part is a matrix or a `cie10.code_index.RowFile`): the scan covers them stacked, without stacking them.
     """
 
-    def __init__(self, vectors: np.ndarray | Sequence[np.ndarray | RowFile], threads: int = 1) -> None:
+    def __init__(self, vectors: np.ndarray | Sequence[np.ndarray | RowFile]) -> None:
         from cie10.code_index import quantize_rows
 
         parts = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
@@ -94,7 +94,7 @@ class IntegerScan:
                 self.rows[:, done : done + len(rows)] = rows.T
                 self.scales[done : done + len(rows)] = scales
                 done += len(rows)
-        self.session = make_session(SCAN_GRAPH, threads)
+        self.session = make_session(SCAN_GRAPH)  # the process's shared thread pool
         self.nbytes = self.rows.nbytes + self.scales.nbytes + self.mean.nbytes
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
