@@ -39,3 +39,51 @@ def test_app_is_thin() -> None:
     tree = ast.parse((SPACE / "app.py").read_text(encoding="utf-8"))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "cie10.space_app" in imported and not any(isinstance(node, ast.FunctionDef) for node in tree.body)
+
+
+_SEARCH_PROBE = """
+import sys
+import numpy as np
+from cie10.inference.scan import IntegerScan
+from cie10.space_app import detect_language
+import cie10.search, cie10.inference.encoder, tokenizers
+rows = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+IntegerScan(rows).scores(rows[:1])  # the code index's scan: onnxruntime
+detect_language("dolor torácico opresivo")  # lingua
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def _provided(names: list[str]) -> set[str]:
+    """Distributions installed with `names` (their runtime dependencies, transitively; extras left out)."""
+    from packaging.requirements import Requirement
+
+    provided, todo = set(), list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in provided:
+            continue
+        provided.add(name)
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return provided
+
+
+def test_requirements_install_what_a_search_imports() -> None:
+    """Every package a search imports (the index scan's onnxruntime, tokenizers, lingua) comes with the Space's
+    requirements or gradio: a Space missing one fails on its first query, not at build time."""
+    import subprocess
+    import sys
+
+    lines = [line.strip() for line in (SPACE / "requirements.txt").read_text().splitlines()]
+    pins = [line.split("==")[0] for line in lines if line and not line.startswith("#")]
+    provided = _provided([*pins, "gradio"])
+    modules = subprocess.run(
+        [sys.executable, "-c", _SEARCH_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    distributions = importlib.metadata.packages_distributions()
+    imported = {dist.lower().replace("_", "-") for module in modules for dist in distributions.get(module, [])}
+    imported -= {"cie10"}
+    assert sorted(imported - provided) == []
