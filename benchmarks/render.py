@@ -332,10 +332,19 @@ def speed_section(results: dict[str, dict[str, Any]]) -> str:
         sources = ", ".join(data["queries"]["sources"])
         standin = data["reranker"].get("standin")
         reranker = "untrained stand-in of the same architecture (timing only)" if standin else "released"
+        if index.get("every_name_row"):  # the released index as the Space searches it
+            rows_of = (
+                f"the released index as the Space searches it: {index['num_rows']:,} rows, every name of every code"
+            )
+        else:  # title rows only: the released ones, random unit rows for codes it lacks
+            rows_of = (
+                f"{index['real_rows']:,} real title rows of the released index, the rest random unit rows: one row per "
+                "code, fewer than a released index of every name scans"
+            )
         notes.append(
             f"Latency: one query per call, {data['queries']['count']} queries ({sources}), top "
-            f"{data['queries']['top_k']} shown, over a {index['num_codes']:,}-code index ({index['real_rows']:,} real "
-            f"rows of the released index, the rest random unit rows: the same top-k cost). Reranker: {reranker}."
+            f"{data['queries']['top_k']} shown, over a {index['num_codes']:,}-code index ({rows_of}). "
+            f"Reranker: {reranker}."
         )
         for device, latency in data["devices"].items():
             bi, rerank = latency["bi_encoder"], latency["bi_encoder_rerank"]

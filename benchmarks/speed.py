@@ -36,8 +36,22 @@ TOP_K = 10
 
 
 def full_size_index(stored: CodeIndex | None, catalog, dimension: int, seed: int) -> tuple[CodeIndex, dict[str, Any]]:
-    """An index over every code of the `full` scope: real rows where the stored index has them, random elsewhere."""
+    """An index over every code of the `full` scope: the released index itself when it holds them all (every name
+    row, as the Space scans it), else its title rows where it has them and random unit rows elsewhere."""
     codes = [entry.code for entry in catalog.select("full")]
+    if stored is not None and all(code in stored.row_of for code in codes):
+        index = stored if list(stored.codes) == codes else stored.subset(codes)
+        meta = {
+            "scope": "full",
+            "num_codes": len(codes),
+            "num_rows": index.num_rows,
+            "dimension": dimension,
+            "real_rows": index.num_rows,
+            "random_rows": 0,
+            "every_name_row": True,
+            "note": "the released code index as the Space searches it: every name row of every code",
+        }
+        return index, meta
     matrix = random_unit_rows(len(codes), dimension, seed)
     real = 0
     if stored is not None:
@@ -48,6 +62,7 @@ def full_size_index(stored: CodeIndex | None, catalog, dimension: int, seed: int
     meta = {
         "scope": "full",
         "num_codes": len(codes),
+        "num_rows": len(codes),
         "dimension": dimension,
         "real_rows": real,
         "random_rows": len(codes) - real,
