@@ -56,3 +56,31 @@ def test_onnx_files_load_from_the_local_hub(local_hub, onnx_bi_encoder: Path, tm
     local = load_encoder(str(onnx_bi_encoder), backend="onnx-int8")
     texts = ["asma bronquial", "Mild intermittent asthma, uncomplicated"]
     np.testing.assert_allclose(remote.encode(texts), local.encode(texts), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_embedded_model_is_exported_once_for_the_workers(base_model_path: Path, tmp_path: Path) -> None:
+    """`ensure_onnx_export` (before a trainer's mining and the harness's catalogue encodes): a folder without an
+    export gets one that encodes as torch does; a current export is left as it is."""
+    from sentence_transformers import SentenceTransformer
+
+    from cie10.embedded_model import ensure_onnx_export
+    from cie10.inference import load_encoder
+    from cie10.inference.export import export_is_current
+
+    folder = shutil.copytree(
+        base_model_path, tmp_path / "base", copy_function=os.symlink, ignore=shutil.ignore_patterns("onnx")
+    )
+    assert not export_is_current(folder)
+    ensure_onnx_export(folder)
+    assert export_is_current(folder)
+    written = {path.name: path.stat().st_mtime_ns for path in (folder / "onnx").iterdir()}
+    ensure_onnx_export(folder)
+    assert {path.name: path.stat().st_mtime_ns for path in (folder / "onnx").iterdir()} == written
+
+    texts = ["fractura del coll del fèmur", "Fracture of unspecified part of neck of right femur"]
+    exported = load_encoder(str(folder), backend="onnx").encode(texts)
+    reference = SentenceTransformer(str(base_model_path), device="cpu").encode(texts)
+    exported /= np.linalg.norm(exported, axis=1, keepdims=True)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.min(np.sum(exported * reference, axis=1)) > 0.9999
