@@ -39,13 +39,12 @@ def full_size_index(stored: CodeIndex | None, catalog, dimension: int, seed: int
     """An index over every code of the `full` scope: the released index itself when it holds them all (every name
     row, as the Space scans it), else its title rows where it has them and random unit rows elsewhere."""
     codes = [entry.code for entry in catalog.select("full")]
+    shape = {"scope": "full", "num_codes": len(codes), "dimension": dimension}
     if stored is not None and all(code in stored.row_of for code in codes):
         index = stored if list(stored.codes) == codes else stored.subset(codes)
         meta = {
-            "scope": "full",
-            "num_codes": len(codes),
+            **shape,
             "num_rows": index.num_rows,
-            "dimension": dimension,
             "real_rows": index.num_rows,
             "random_rows": 0,
             "every_name_row": True,
@@ -60,10 +59,8 @@ def full_size_index(stored: CodeIndex | None, catalog, dimension: int, seed: int
             matrix[[row for row, _ in pairs]] = stored.embeddings[[source for _, source in pairs]]
         real = len(pairs)
     meta = {
-        "scope": "full",
-        "num_codes": len(codes),
+        **shape,
         "num_rows": len(codes),
-        "dimension": dimension,
         "real_rows": real,
         "random_rows": len(codes) - real,
         "note": "real rows from the released code index; random unit rows for the other codes (timing only)",

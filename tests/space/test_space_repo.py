@@ -27,9 +27,14 @@ def test_card_header() -> None:
     assert 0 < len(header["short_description"]) <= 60 and header["title"]
 
 
-def test_requirements_are_pinned_to_the_installed_stack() -> None:
+def _pins() -> dict[str, str]:
+    """`requirements.txt` as {package: pinned version}."""
     lines = [line.strip() for line in (SPACE / "requirements.txt").read_text().splitlines()]
-    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_requirements_are_pinned_to_the_installed_stack() -> None:
+    pins = _pins()
     assert "gradio" not in pins  # the sdk_version decides it
     for name, version in pins.items():
         assert importlib.metadata.version(name).split("+")[0] == version, name
@@ -57,10 +62,11 @@ print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
 def _provided(names: list[str]) -> set[str]:
     """Distributions installed with `names` (their runtime dependencies, transitively; extras left out)."""
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     provided, todo = set(), list(names)
     while todo:
-        name = todo.pop().lower().replace("_", "-")
+        name = canonicalize_name(todo.pop())
         if name in provided:
             continue
         provided.add(name)
@@ -77,13 +83,13 @@ def test_requirements_install_what_a_search_imports() -> None:
     import subprocess
     import sys
 
-    lines = [line.strip() for line in (SPACE / "requirements.txt").read_text().splitlines()]
-    pins = [line.split("==")[0] for line in lines if line and not line.startswith("#")]
-    provided = _provided([*pins, "gradio"])
+    from packaging.utils import canonicalize_name
+
+    provided = _provided([*_pins(), "gradio"])
     modules = subprocess.run(
         [sys.executable, "-c", _SEARCH_PROBE], capture_output=True, text=True, check=True
     ).stdout.split()
     distributions = importlib.metadata.packages_distributions()
-    imported = {dist.lower().replace("_", "-") for module in modules for dist in distributions.get(module, [])}
+    imported = {canonicalize_name(dist) for module in modules for dist in distributions.get(module, [])}
     imported -= {"cie10"}
     assert sorted(imported - provided) == []
